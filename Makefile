@@ -1,0 +1,27 @@
+# `make run` trains the default model on digits; `make test` runs the test suite.
+# Both create .venv from pyproject.toml on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m ml_math_nn train
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet ruff mypy
+	$(PY) -m ruff check src tests
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

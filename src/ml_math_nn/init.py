@@ -1,0 +1,68 @@
+r"""Weight initialisers.
+
+Each initialiser draws a ``(n_in, n_out)`` weight matrix from ``rng`` in float64 (the
+layer casts it to its dtype), so the same seed gives the same weights in float32 and
+float64.
+
+* He (Kaiming) keeps the variance of ReLU activations constant from layer to layer:
+  :math:`\operatorname{Var}(W) = 2 / n_{in}`.
+* Glorot (Xavier) balances forward and backward variance for symmetric activations
+  (tanh, identity): :math:`\operatorname{Var}(W) = 2 / (n_{in} + n_{out})`.
+
+A uniform distribution on :math:`[-a, a]` has variance :math:`a^2/3`, which gives the
+bounds used below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Initializer = Callable[[int, int, np.random.Generator], NDArray[np.float64]]
+
+
+def he_normal(n_in: int, n_out: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    r""":math:`W_{ij} \sim \mathcal N(0,\, 2/n_{in})`."""
+    return rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+
+
+def he_uniform(n_in: int, n_out: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    r""":math:`W_{ij} \sim \mathcal U(-a, a)`, :math:`a = \sqrt{6/n_{in}}`."""
+    bound = np.sqrt(6.0 / n_in)
+    return rng.uniform(-bound, bound, size=(n_in, n_out))
+
+
+def glorot_normal(n_in: int, n_out: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    r""":math:`W_{ij} \sim \mathcal N(0,\, 2/(n_{in}+n_{out}))`."""
+    return rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=(n_in, n_out))
+
+
+def glorot_uniform(n_in: int, n_out: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    r""":math:`W_{ij} \sim \mathcal U(-a, a)`, :math:`a = \sqrt{6/(n_{in}+n_{out})}`."""
+    bound = np.sqrt(6.0 / (n_in + n_out))
+    return rng.uniform(-bound, bound, size=(n_in, n_out))
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    "he_normal": he_normal,
+    "he_uniform": he_uniform,
+    "glorot_normal": glorot_normal,
+    "glorot_uniform": glorot_uniform,
+}
+
+
+def get(name: str) -> Initializer:
+    """Look an initialiser up by name, with a clear error for unknown names."""
+    try:
+        return INITIALIZERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown initialiser {name!r}; choose one of: {', '.join(INITIALIZERS)}"
+        ) from None
+
+
+def default_for(activation: Any) -> str:
+    """The initialiser that suits a layer followed by ``activation`` (a name or None)."""
+    return "he_normal" if str(activation).lower() in {"relu", "leaky_relu", "elu", "gelu"} else "glorot_uniform"

@@ -1,0 +1,31 @@
+"""Shared fixtures.
+
+PyTorch is the independent reference for gradients.  It is a test-only dependency
+(installed by ``make test``); where it is missing the comparisons skip with a reason,
+except in CI (``CI`` set), where a missing torch is an error so the checks always run.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def torch() -> ModuleType:
+    try:
+        import torch as torch_module
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("PyTorch is required in CI for the reference checks (pip install torch==2.13.0)")
+        pytest.skip("PyTorch not installed: the PyTorch reference checks need `pip install torch==2.13.0`")
+    torch_module.set_default_dtype(torch_module.float64)
+    return torch_module
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
