@@ -9,6 +9,16 @@ from .optim import SGD, Optimizer  # noqa: E402
 from .train import Trainer, evaluate  # noqa: E402
 
 __all__ = [
-    "Dense", "Layer", "Network", "Optimizer", "ReLU", "SGD", "SoftmaxCrossEntropy",
-    "Trainer", "build_mlp", "evaluate", "log_softmax", "softmax",
+    "Dense",
+    "Layer",
+    "Network",
+    "Optimizer",
+    "ReLU",
+    "SGD",
+    "SoftmaxCrossEntropy",
+    "Trainer",
+    "build_mlp",
+    "evaluate",
+    "log_softmax",
+    "softmax",
 ]

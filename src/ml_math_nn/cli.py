@@ -41,15 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a network and write a run directory")
-    train.add_argument("--hidden", type=_hidden, default=DEFAULTS.hidden,
-                       help="hidden layer widths, comma-separated (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="passes over the training set (default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="samples per mini-batch (default: %(default)s)")
+    train.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=DEFAULTS.hidden,
+        help="hidden layer widths, comma-separated (default: %(default)s)",
+    )
+    train.add_argument(
+        "--epochs", type=int, default=DEFAULTS.epochs, help="passes over the training set (default: %(default)s)"
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=DEFAULTS.batch_size, help="samples per mini-batch (default: %(default)s)"
+    )
     train.add_argument("--lr", type=_positive_float, default=DEFAULTS.lr, help="learning rate (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="the one seed of all randomness (default: %(default)s)")
-    train.add_argument("--test-size", type=_positive_float, default=DEFAULTS.test_size,
-                       help="fraction of the data held out for testing (default: %(default)s)")
-    train.add_argument("--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype, help="floating type (default: %(default)s)")
+    train.add_argument(
+        "--seed", type=int, default=DEFAULTS.seed, help="the one seed of all randomness (default: %(default)s)"
+    )
+    train.add_argument(
+        "--test-size",
+        type=_positive_float,
+        default=DEFAULTS.test_size,
+        help="fraction of the data held out for testing (default: %(default)s)",
+    )
+    train.add_argument(
+        "--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype, help="floating type (default: %(default)s)"
+    )
     train.add_argument("--out", metavar="DIR", help="run directory (default: a fresh runs/<timestamp>-<dataset>)")
     train.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
     train.set_defaults(handler=_train)
@@ -59,8 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(
-            hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            seed=args.seed, test_size=args.test_size, dtype=args.dtype,
+            hidden=args.hidden,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            test_size=args.test_size,
+            dtype=args.dtype,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-Array = NDArray[np.floating[Any]]
-Labels = NDArray[np.intp]
+from ._types import Array, Labels
 
 
 @dataclass
@@ -57,9 +55,7 @@ class Standardizer:
     scale: Array
 
     @classmethod
-    def fit(
-        cls, x: Array, dtype: np.dtype[Any] | type = np.float32, per_feature: bool = True
-    ) -> Standardizer:
+    def fit(cls, x: Array, dtype: np.dtype[Any] | type = np.float32, per_feature: bool = True) -> Standardizer:
         axis = 0 if per_feature else None
         mean = np.broadcast_to(x.mean(axis=axis, dtype=np.float64), x.shape[1:]).copy()
         std = np.broadcast_to(x.std(axis=axis, dtype=np.float64), x.shape[1:]).copy()
@@ -74,9 +70,7 @@ class Standardizer:
         return out
 
 
-def split(
-    X: Array, y: Labels, test_size: float, seed: int
-) -> tuple[Array, Array, Labels, Labels]:
+def split(X: Array, y: Labels, test_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
     """Stratified train/test split, reproducible from ``seed``."""
     if not 0 < test_size < 1:
         raise ValueError(f"test size must be strictly between 0 and 1, got {test_size}")

@@ -113,12 +113,18 @@ def run_training(
     X_train, X_test = scaler.transform(dataset.X_train), scaler.transform(dataset.X_test)
     init_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(2)
     network = build_mlp(
-        dataset.n_features, config.hidden, dataset.n_classes,
-        np.random.default_rng(init_seq), config.activation, dtype,
+        dataset.n_features,
+        config.hidden,
+        dataset.n_classes,
+        np.random.default_rng(init_seq),
+        config.activation,
+        dtype,
     )
     trainer = Trainer(network, SGD(config.lr), config.batch_size, np.random.default_rng(shuffle_seq))
     history = trainer.fit(
-        X_train, dataset.y_train, config.epochs,
+        X_train,
+        dataset.y_train,
+        config.epochs,
         eval_sets={"test": (X_test, dataset.y_test)},
         callbacks=[lambda _, record: report(format_record(record, config.epochs))],
     )
@@ -134,8 +140,13 @@ def run_training(
         "epochs_run": len(history),
         "config": config.to_dict(),
         "seed": config.seed,
-        "dataset": {"name": dataset.name, "n_train": len(X_train), "n_test": len(X_test),
-                    "n_features": dataset.n_features, "n_classes": dataset.n_classes},
+        "dataset": {
+            "name": dataset.name,
+            "n_train": len(X_train),
+            "n_test": len(X_test),
+            "n_features": dataset.n_features,
+            "n_classes": dataset.n_classes,
+        },
         "n_parameters": int(sum(p.size for _, p, _ in network.parameters())),
         "wall_time_s": round(time.perf_counter() - start, 3),
         "train_time_s": round(train_seconds, 3),

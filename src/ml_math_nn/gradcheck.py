@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .losses import Labels
-from .network import Array, Network
+from ._types import Array, Labels
+from .network import Network
 
 
 def relative_error(analytic: NDArray[Any], numeric: NDArray[Any]) -> float:
@@ -56,9 +56,7 @@ def numerical_gradient(f: Callable[[], float], x: Array, h: float = 1e-6) -> NDA
     return grad
 
 
-def check_network(
-    network: Network, x: Array, y: Labels, h: float = 1e-6
-) -> dict[str, tuple[tuple[int, ...], float]]:
+def check_network(network: Network, x: Array, y: Labels, h: float = 1e-6) -> dict[str, tuple[tuple[int, ...], float]]:
     """Compare backprop with finite differences for every parameter of ``network`` and its input.
 
     The loss is evaluated in training mode (so layers with random behaviour must be made

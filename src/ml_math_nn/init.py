@@ -15,7 +15,8 @@ bounds used below.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,9 +59,7 @@ def get(name: str) -> Initializer:
     try:
         return INITIALIZERS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown initialiser {name!r}; choose one of: {', '.join(INITIALIZERS)}"
-        ) from None
+        raise ValueError(f"unknown initialiser {name!r}; choose one of: {', '.join(INITIALIZERS)}") from None
 
 
 def default_for(activation: Any) -> str:

@@ -23,8 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import init as initializers
-
-Array = NDArray[np.floating[Any]]
+from ._types import Array
 
 
 class Layer:

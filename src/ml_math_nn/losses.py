@@ -20,13 +20,9 @@ Subtracting :math:`M_i` leaves both unchanged and keeps every exponent
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numpy.typing import NDArray
 
-Array = NDArray[np.floating[Any]]
-Labels = NDArray[np.integer[Any]]
+from ._types import Array, Labels
 
 
 def log_softmax(z: Array) -> Array:

@@ -14,8 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import init as initializers
-from .layers import Array, Dense, Layer, ReLU, layer_from_config
-from .losses import Labels, SoftmaxCrossEntropy, softmax
+from ._types import Array, Labels
+from .layers import Dense, Layer, ReLU, layer_from_config
+from .losses import SoftmaxCrossEntropy, softmax
 
 ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU}
 

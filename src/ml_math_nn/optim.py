@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
+from ._types import Array
 
-Array = NDArray[np.floating[Any]]
 Parameters = Iterable[tuple[str, Array, Array]]
 
 

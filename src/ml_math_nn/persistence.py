@@ -28,8 +28,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._types import Array
 from .data import Standardizer
-from .network import Array, Network
+from .network import Network
 
 FORMAT = "ml-math-nn-model"
 VERSION = 1
@@ -89,9 +90,7 @@ class Model:
         """Features as the network expects them (scaled, in the network's dtype)."""
         X = np.asarray(X, dtype=self.network.dtype)
         if X.ndim != 2 or X.shape[1] != self.network.n_in:
-            raise ValueError(
-                f"the model expects {self.network.n_in} features per row, got data of shape {X.shape}"
-            )
+            raise ValueError(f"the model expects {self.network.n_in} features per row, got data of shape {X.shape}")
         return self.scaler.transform(X) if self.scaler is not None else X
 
 
@@ -101,7 +100,7 @@ def save_model(directory: str | Path, model: Model) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     arrays = model.arrays()
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     config = {
         "format": FORMAT,
         "version": VERSION,
@@ -149,9 +148,7 @@ def load_model(directory: str | Path) -> Model:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise ModelFileError(f"{weights_path}: unreadable weights file ({e})") from None
     if set(loaded) != set(expected):
-        raise ModelFileError(
-            f"{weights_path}: arrays {sorted(loaded)} do not match the config's {sorted(expected)}"
-        )
+        raise ModelFileError(f"{weights_path}: arrays {sorted(loaded)} do not match the config's {sorted(expected)}")
     for name, target in expected.items():
         a = loaded[name]
         if a.shape != target.shape or a.dtype != target.dtype:

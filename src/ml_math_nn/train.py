@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .losses import Labels, log_softmax
-from .network import Array, Network
+from ._types import Array, Labels
+from .losses import log_softmax
+from .network import Network
 from .optim import Optimizer
 
 EpochRecord = dict[str, float]
@@ -47,9 +48,7 @@ class Trainer:
         Source of the per-epoch shuffles (the only randomness of training).
     """
 
-    def __init__(
-        self, network: Network, optimizer: Optimizer, batch_size: int, rng: np.random.Generator
-    ) -> None:
+    def __init__(self, network: Network, optimizer: Optimizer, batch_size: int, rng: np.random.Generator) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self.network, self.optimizer = network, optimizer

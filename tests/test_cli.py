@@ -1,0 +1,128 @@
+"""The command line end to end, in a temporary directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_math_nn.cli import main
+from ml_math_nn.persistence import load_model
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_writes_every_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--epochs",
+            "3",
+            "--hidden",
+            "16",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.1",
+            "--seed",
+            "3",
+            "--test-size",
+            "0.25",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    epoch_lines = [line for line in lines if line.startswith("epoch")]
+    assert len(epoch_lines) == 3
+    assert all(k in epoch_lines[0] for k in ("train_loss", "test_loss", "train_acc", "test_acc"))
+
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == ["epoch", "train_loss", "test_loss", "train_acc", "test_acc"]
+    assert all(0 <= float(r["test_acc"]) <= 1 for r in rows)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"] == {
+        "dataset": "digits",
+        "hidden": [16],
+        "activation": "relu",
+        "epochs": 3,
+        "batch_size": 64,
+        "lr": 0.1,
+        "seed": 3,
+        "test_size": 0.25,
+        "dtype": "float32",
+    }
+    assert summary["seed"] == 3 and summary["wall_time_s"] > 0
+    assert summary["final"]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]))
+    assert summary["dataset"]["n_test"] == 450
+
+    config = json.loads((out / "model.json").read_text())
+    assert config["network"]["layers"][0] == {"type": "Dense", "n_in": 64, "n_out": 16, "init": "he_normal"}
+    with np.load(out / "model.npz", allow_pickle=False) as npz:
+        assert npz["0.W"].shape == (64, 16)
+    assert load_model(out).network.n_out == 10
+
+    for name in ("loss.png", "accuracy.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_python_dash_m_is_the_same_cli(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ml_math_nn", "train", "--epochs", "1", "--quiet", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run written to" in result.stdout
+    assert (tmp_path / "model.npz").is_file()
+
+
+def test_default_out_is_a_fresh_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--epochs", "1", "--quiet"]) == 0
+    assert main(["train", "--epochs", "1", "--quiet"]) == 0
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all((r / "metrics.csv").is_file() for r in runs)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lr", "0"], "learning rate must be > 0"),
+        (["--batch-size", "0"], "batch size must be >= 1"),
+        (["--epochs", "-2"], "epochs must be >= 0"),
+        (["--test-size", "1.5"], "test size must be strictly between 0 and 1"),
+    ],
+)
+def test_bad_options_give_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_malformed_hidden_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--hidden", "12,x"])
+    assert exc.value.code == 2
+    assert "--hidden" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    assert main(["train", "--epochs", "1", "--out", str(f)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert f.read_text() == "keep me"

@@ -1,0 +1,123 @@
+"""The whole network: finite differences and PyTorch autograd on the same weights and batch."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from ml_math_nn.gradcheck import check_network
+from ml_math_nn.network import Network, build_mlp
+from ml_math_nn.optim import SGD
+
+
+def batch(rng: np.random.Generator, m: int = 8, n: int = 6, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    return rng.normal(size=(m, n)), rng.integers(0, k, size=m)
+
+
+@pytest.mark.parametrize("hidden", [(), (5,), (7, 5), (4, 6, 3)])
+def test_network_finite_differences(hidden: tuple[int, ...], rng: np.random.Generator) -> None:
+    net = build_mlp(6, hidden, 4, rng, dtype=np.float64)
+    for _, p, _ in net.parameters():
+        p += rng.normal(scale=0.1, size=p.shape)  # nonzero biases too
+    x, y = batch(rng)
+    results = check_network(net, x, y)
+    assert set(results) == {name for name, _, _ in net.parameters()} | {"input"}
+    assert max(err for _, err in results.values()) <= 1e-7, results
+
+
+def test_network_matches_pytorch(torch: ModuleType, rng: np.random.Generator) -> None:
+    """Loss, logits, every gradient and one SGD step agree with torch to rel. error <= 1e-10."""
+    net = build_mlp(64, (32,), 10, rng, dtype=np.float64)
+    for _, p, _ in net.parameters():
+        p += rng.normal(scale=0.05, size=p.shape)
+    x, y = rng.normal(size=(16, 64)), rng.integers(0, 10, size=16)
+
+    W1, b1 = (torch.tensor(a, requires_grad=True) for a in (net.layers[0].params["W"], net.layers[0].params["b"]))
+    W2, b2 = (torch.tensor(a, requires_grad=True) for a in (net.layers[2].params["W"], net.layers[2].params["b"]))
+    logits_t = torch.relu(torch.tensor(x) @ W1 + b1) @ W2 + b2
+    loss_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(y))
+    loss_t.backward()
+
+    loss, logits = net.loss_and_grads(x, y)
+
+    def rel(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+    assert abs(loss - loss_t.item()) / abs(loss_t.item()) <= 1e-10
+    assert rel(logits, logits_t.detach().numpy()) <= 1e-10
+    for ours, ref in [
+        (net.layers[0].grads["W"], W1),
+        (net.layers[0].grads["b"], b1),
+        (net.layers[2].grads["W"], W2),
+        (net.layers[2].grads["b"], b2),
+    ]:
+        assert rel(ours, ref.grad.numpy()) <= 1e-10
+
+    lr = 0.1
+    SGD(lr).step(net.parameters())
+    torch_opt = torch.optim.SGD([W1, b1, W2, b2], lr=lr)
+    torch_opt.step()
+    for ours, ref in [
+        (net.layers[0].params["W"], W1),
+        (net.layers[0].params["b"], b1),
+        (net.layers[2].params["W"], W2),
+        (net.layers[2].params["b"], b2),
+    ]:
+        assert rel(ours, ref.detach().numpy()) <= 1e-10
+
+
+def test_the_specified_equations_in_column_form(rng: np.random.Generator) -> None:
+    """The issue's equations, transcribed in column form (X is features x samples), give our gradients."""
+    net = build_mlp(5, (4,), 3, rng, dtype=np.float64)
+    x, y = batch(rng, m=7, n=5, k=3)
+    m = len(y)
+    W1, b1 = net.layers[0].params["W"].T, net.layers[0].params["b"][:, None]
+    W2, b2 = net.layers[2].params["W"].T, net.layers[2].params["b"][:, None]
+    X, Y = x.T, np.eye(3)[y].T
+    Z1 = W1 @ X + b1
+    A1 = np.maximum(0, Z1)
+    Z2 = W2 @ A1 + b2
+    A2 = np.exp(Z2) / np.exp(Z2).sum(axis=0)
+    L = -np.sum(Y * np.log(A2)) / m
+    dZ2 = A2 - Y
+    dW2, db2 = dZ2 @ A1.T / m, dZ2.sum(axis=1) / m
+    dZ1 = (W2.T @ dZ2) * (Z1 > 0)
+    dW1, db1 = dZ1 @ X.T / m, dZ1.sum(axis=1) / m
+
+    loss, _ = net.loss_and_grads(x, y)
+    assert loss == pytest.approx(L, rel=1e-13)
+    np.testing.assert_allclose(net.layers[0].grads["W"], dW1.T, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(net.layers[0].grads["b"], db1, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(net.layers[2].grads["W"], dW2.T, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(net.layers[2].grads["b"], db2, rtol=1e-12, atol=1e-15)
+
+
+def test_same_seed_same_weights_different_seed_different() -> None:
+    def weights(seed: int) -> list[np.ndarray]:
+        net = build_mlp(64, (128,), 10, np.random.default_rng(seed))
+        return [p.copy() for _, p, _ in net.parameters()]
+
+    a, b, c = weights(1), weights(1), weights(2)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_config_round_trip(rng: np.random.Generator) -> None:
+    net = build_mlp(8, (6, 5), 3, rng)
+    clone = Network.from_config(net.config())
+    assert clone.config() == net.config()
+    assert [p.shape for _, p, _ in clone.parameters()] == [p.shape for _, p, _ in net.parameters()]
+
+
+def test_unknown_activation_is_rejected(rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        build_mlp(4, (3,), 2, rng, activation="swish")
+
+
+def test_predict_proba_rows_sum_to_one(rng: np.random.Generator) -> None:
+    net = build_mlp(4, (3,), 2, rng)
+    p = net.predict_proba(rng.normal(size=(10, 4)), batch_size=3)
+    assert p.shape == (10, 2) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)

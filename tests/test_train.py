@@ -1,0 +1,88 @@
+"""Training behaviour: full epochs without replacement, reproducibility, accuracy on digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_math_nn.config import TrainConfig
+from ml_math_nn.experiment import run_training
+from ml_math_nn.network import build_mlp
+from ml_math_nn.optim import SGD
+from ml_math_nn.train import Trainer, evaluate
+
+
+def test_every_epoch_visits_every_sample_once(rng: np.random.Generator) -> None:
+    X = np.arange(23, dtype=np.float64)[:, None]
+    y = np.zeros(23, dtype=np.intp)
+    net = build_mlp(1, (), 2, rng, dtype=np.float64)
+    seen: list[np.ndarray] = []
+    original = net.loss_and_grads
+
+    def record(xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
+        seen.append(xb[:, 0].copy())
+        return original(xb, yb)
+
+    net.loss_and_grads = record  # type: ignore[method-assign]
+    trainer = Trainer(net, SGD(1e-3), batch_size=5, rng=np.random.default_rng(0))
+    for _ in range(3):
+        seen.clear()
+        trainer.train_epoch(X, y)
+        assert [len(b) for b in seen] == [5, 5, 5, 5, 3]
+        assert sorted(np.concatenate(seen).tolist()) == list(range(23))
+    assert np.array_equal(X[:, 0], np.arange(23)), "training must not reorder the caller's data"
+
+
+def test_evaluate_counts_correct_predictions(rng: np.random.Generator) -> None:
+    net = build_mlp(3, (4,), 3, rng, dtype=np.float64)
+    X, y = rng.normal(size=(50, 3)), rng.integers(0, 3, size=50)
+    loss, acc = evaluate(net, X, y, batch_size=7)
+    assert acc == pytest.approx(np.mean(net.predict(X) == y))
+    net.loss.forward(net.forward(X), y)
+    assert loss == pytest.approx(net.loss.forward(net.forward(X), y), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return run_training(TrainConfig(), tmp_path_factory.mktemp("run"), lambda _: None)
+
+
+def test_default_training_reaches_97_percent(default_run) -> None:  # type: ignore[no-untyped-def]
+    assert default_run.history[-1]["test_acc"] >= 0.97
+    assert len(default_run.history) == TrainConfig().epochs
+
+
+def test_same_seed_gives_bit_identical_weights(default_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    again = run_training(TrainConfig(), tmp_path, lambda _: None)
+    pairs = zip(default_run.model.network.parameters(), again.model.network.parameters(), strict=True)
+    for (_, a, _), (_, b, _) in pairs:
+        assert np.array_equal(a, b)
+    assert again.history == default_run.history
+
+
+def test_different_seed_gives_different_weights(default_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    other = run_training(TrainConfig(seed=1, epochs=1), tmp_path, lambda _: None)
+    assert not np.array_equal(
+        default_run.model.network.layers[0].params["W"], other.model.network.layers[0].params["W"]
+    )
+
+
+def test_float64_training_matches_float32_accuracy(default_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run64 = run_training(TrainConfig(dtype="float64"), tmp_path, lambda _: None)
+    assert run64.model.network.dtype == np.float64
+    assert abs(run64.history[-1]["test_acc"] - default_run.history[-1]["test_acc"]) <= 0.01
+
+
+def test_invalid_options_are_rejected() -> None:
+    for kwargs, message in [
+        ({"lr": 0}, "learning rate"),
+        ({"batch_size": 0}, "batch size"),
+        ({"epochs": -1}, "epochs"),
+        ({"test_size": 1.0}, "test size"),
+        ({"hidden": (0,)}, "hidden"),
+        ({"dtype": "float16"}, "dtype"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**kwargs)  # type: ignore[arg-type]
