@@ -59,14 +59,15 @@ def numerical_gradient(f: Callable[[], float], x: Array, h: float = 1e-6) -> NDA
 def check_network(network: Network, x: Array, y: Labels, h: float = 1e-6) -> dict[str, tuple[tuple[int, ...], float]]:
     """Compare backprop with finite differences for every parameter of ``network`` and its input.
 
-    The loss is evaluated in training mode (so layers with random behaviour must be made
-    deterministic by the caller, e.g. a fixed dropout mask).  Returns
+    The loss is the network's whole objective (cross-entropy plus L2 penalty), evaluated
+    in training mode (so layers with random behaviour must be made deterministic by the
+    caller, e.g. a fixed dropout mask).  Returns
     ``{name: (shape, relative error)}`` with ``"input"`` for :math:`\\partial L/\\partial X`.
     """
     x = np.array(x, dtype=network.dtype)
 
     def loss() -> float:
-        return network.loss.forward(network.forward(x, training=True), y)
+        return network.loss.forward(network.forward(x, training=True), y) + network.penalty()
 
     loss()
     grad_x = network.backward(network.loss.backward())

@@ -17,10 +17,15 @@ never the layer's.
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+# scipy is already installed as a dependency of scikit-learn; NumPy has no erf.
+from scipy.special import erf  # type: ignore[import-untyped]
 
 from . import init as initializers
 from ._types import Array
@@ -73,15 +78,21 @@ class Layer:
 
 
 def layer_from_config(config: dict[str, Any], dtype: np.dtype[Any] | type = np.float32) -> Layer:
-    """Rebuild a layer (with freshly allocated, zero parameters) from :meth:`Layer.config`."""
+    """Rebuild a layer (with freshly allocated, zero parameters) from :meth:`Layer.config`.
+
+    ``dtype`` goes to every layer whose constructor takes one (those that allocate arrays).
+    """
     kwargs = dict(config)
     name = kwargs.pop("type", None)
     cls = Layer.registry.get(str(name))
     if cls is None:
         raise ValueError(f"unknown layer type {name!r}; known: {', '.join(sorted(Layer.registry))}")
-    if cls is Dense:
-        return Dense(**kwargs, dtype=dtype)
-    return cls(**kwargs)
+    if "dtype" in inspect.signature(cls).parameters:
+        kwargs["dtype"] = dtype
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"invalid {name} layer config {config}: {e}") from None
 
 
 class Dense(Layer):
@@ -112,6 +123,10 @@ class Dense(Layer):
         (as when a model is about to be loaded from a file).
     dtype : numpy dtype
         Floating type of the parameters.
+    bias : bool
+        Whether to add :math:`b`.  A layer followed by :class:`BatchNorm` has none:
+        the normalisation subtracts the batch mean, so :math:`b` would get a zero
+        gradient and do nothing (BatchNorm's :math:`\beta` takes its place).
     """
 
     def __init__(
@@ -121,32 +136,43 @@ class Dense(Layer):
         init: str = "he_normal",
         rng: np.random.Generator | None = None,
         dtype: np.dtype[Any] | type = np.float32,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if n_in < 1 or n_out < 1:
             raise ValueError(f"Dense layer widths must be >= 1, got n_in={n_in}, n_out={n_out}")
-        self.n_in, self.n_out, self.init = int(n_in), int(n_out), init
+        self.n_in, self.n_out, self.init, self.bias = int(n_in), int(n_out), init, bool(bias)
+        draw = initializers.get(init)  # validates the name even when no weights are drawn
         if rng is None:
             weights = np.zeros((self.n_in, self.n_out), dtype=dtype)
         else:
-            weights = initializers.get(init)(self.n_in, self.n_out, rng).astype(dtype)
-        self.params = {"W": weights, "b": np.zeros(self.n_out, dtype=dtype)}
+            weights = draw(self.n_in, self.n_out, rng).astype(dtype)
+        self.params = {"W": weights}
+        if self.bias:
+            self.params["b"] = np.zeros(self.n_out, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x: Array | None = None
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._x = x
-        return x @ self.params["W"] + self.params["b"]
+        z = x @ self.params["W"]
+        if self.bias:
+            z += self.params["b"]
+        return z
 
     def backward(self, grad: Array) -> Array:
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         np.matmul(self._x.T, grad, out=self.grads["W"])
-        np.sum(grad, axis=0, out=self.grads["b"])
+        if self.bias:
+            np.sum(grad, axis=0, out=self.grads["b"])
         return grad @ self.params["W"].T
 
     def config(self) -> dict[str, Any]:
-        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": self.init}
+        out: dict[str, Any] = {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": self.init}
+        if not self.bias:  # only when off, so configs written before the option still match
+            out["bias"] = False
+        return out
 
     def output_dim(self, input_dim: int) -> int:
         if input_dim != self.n_in:
@@ -173,3 +199,327 @@ class ReLU(Layer):
         if self._mask is None:
             raise RuntimeError("ReLU.backward called before forward")
         return grad * self._mask
+
+
+class Activation(Layer):
+    r"""An elementwise activation :math:`A = f(Z)`, whose backward is
+    :math:`\partial L/\partial Z = \partial L/\partial A \odot f'(Z)`.
+
+    Subclasses implement :meth:`function` and :meth:`derivative`; forward keeps a
+    reference to :math:`Z` and :math:`A` (no copies) so the derivative can reuse
+    :math:`A` where that is cheaper (tanh, sigmoid, ELU).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._io: tuple[Array, Array] | None = None
+
+    def function(self, z: Array) -> Array:
+        """:math:`f(Z)`, elementwise."""
+        raise NotImplementedError
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        """:math:`f'(Z)`, elementwise, given :math:`Z` and :math:`A = f(Z)`."""
+        raise NotImplementedError
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        out = self.function(x)
+        self._io = (x, out)
+        return out
+
+    def backward(self, grad: Array) -> Array:
+        if self._io is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return grad * self.derivative(*self._io)
+
+
+class LeakyReLU(Activation):
+    r"""Leaky ReLU, :math:`f(z) = z` for :math:`z > 0`, else :math:`\alpha z`.
+
+    :math:`f'(z) = 1` for :math:`z > 0`, else :math:`\alpha` (also at 0, as in PyTorch).
+
+    Parameters
+    ----------
+    negative_slope : float
+        :math:`\alpha`, the slope for negative inputs (PyTorch's name and default).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def function(self, z: Array) -> Array:
+        return np.where(z > 0, z, self.negative_slope * z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return np.where(z > 0, 1.0, self.negative_slope).astype(z.dtype, copy=False)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "LeakyReLU", "negative_slope": self.negative_slope}
+
+
+class ELU(Activation):
+    r"""Exponential linear unit, :math:`f(z) = z` for :math:`z > 0`, else :math:`\alpha(e^z - 1)`.
+
+    :math:`f'(z) = 1` for :math:`z > 0`, else :math:`\alpha e^z = f(z) + \alpha`.
+    ``expm1`` keeps :math:`e^z - 1` accurate near 0, and only :math:`\min(z, 0)` is
+    exponentiated, so large inputs cannot overflow.
+
+    Parameters
+    ----------
+    alpha : float
+        :math:`\alpha`, the value approached as :math:`z \to -\infty` is :math:`-\alpha`.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def function(self, z: Array) -> Array:
+        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return np.where(z > 0, 1.0, a + self.alpha).astype(z.dtype, copy=False)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "ELU", "alpha": self.alpha}
+
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_CUBIC = 0.044715
+
+
+class GELU(Activation):
+    r"""Gaussian error linear unit, exact by default (PyTorch's default too).
+
+    ``approximate="none"`` (exact), with :math:`\Phi` the standard normal CDF and
+    :math:`\varphi` its density:
+
+    .. math::
+        f(z) = z\,\Phi(z) = \tfrac12 z\,\big(1 + \operatorname{erf}(z/\sqrt2)\big),\qquad
+        f'(z) = \Phi(z) + z\,\varphi(z)
+
+    ``approximate="tanh"``, with :math:`u = \sqrt{2/\pi}\,(z + 0.044715 z^3)` and
+    :math:`t = \tanh u`:
+
+    .. math::
+        f(z) = \tfrac12 z (1 + t),\qquad
+        f'(z) = \tfrac12 (1 + t) + \tfrac12 z (1 - t^2) \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715 z^2)
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}
+        PyTorch's names: ``"none"`` is exact, ``"tanh"`` the tanh approximation.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def function(self, z: Array) -> Array:
+        if self.approximate == "tanh":
+            return 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3)))
+        return 0.5 * z * (1.0 + erf(z / _SQRT_2))
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        if self.approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3))
+            return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * _GELU_CUBIC * z * z)
+        return 0.5 * (1.0 + erf(z / _SQRT_2)) + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "GELU", "approximate": self.approximate}
+
+
+class Tanh(Activation):
+    r"""Hyperbolic tangent, :math:`f(z) = \tanh z`, :math:`f'(z) = 1 - f(z)^2`."""
+
+    def function(self, z: Array) -> Array:
+        return np.tanh(z)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return 1.0 - a * a
+
+
+class Sigmoid(Activation):
+    r"""Logistic sigmoid, :math:`f(z) = 1/(1 + e^{-z})`, :math:`f'(z) = f(z)(1 - f(z))`.
+
+    Computed as :math:`1/(1+e^{-|z|})` for :math:`z \ge 0` and :math:`e^{-|z|}/(1+e^{-|z|})`
+    otherwise: the exponent is never positive, so nothing overflows, and small outputs
+    keep full relative precision.
+    """
+
+    def function(self, z: Array) -> Array:
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0, e) / (1.0 + e)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return a * (1.0 - a)
+
+
+class Dropout(Layer):
+    r"""Inverted dropout.
+
+    In training, each entry is kept with probability :math:`1-p` and the kept ones are
+    scaled up so that the expected output equals the input:
+
+    .. math:: A = Z \odot M / (1 - p),\qquad M_{ij} \sim \operatorname{Bernoulli}(1 - p),\qquad
+              \frac{\partial L}{\partial Z} = \frac{\partial L}{\partial A} \odot M / (1 - p)
+
+    In evaluation it is the identity, with no rescaling needed.
+
+    Parameters
+    ----------
+    rate : float
+        :math:`p`, the probability of dropping an entry, in :math:`[0, 1)`.
+    rng : numpy.random.Generator, optional
+        Source of the masks.  It may be set later (attribute ``rng``, or
+        :meth:`ml_math_nn.network.Network.set_rng`), since a network is built, or loaded
+        from a file, before the trainer that owns the generator.
+
+    Attributes
+    ----------
+    fixed_mask : ndarray of bool, optional
+        When set, training uses this keep-mask (True = kept) instead of drawing one:
+        this makes the layer deterministic for gradient checks.
+    """
+
+    def __init__(self, rate: float, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate, self.rng = float(rate), rng
+        self.fixed_mask: NDArray[np.bool_] | None = None
+        self._scale: Array | float | None = None
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        if not training or self.rate == 0.0:
+            self._scale = 1.0
+            return x
+        if self.fixed_mask is not None:
+            if self.fixed_mask.shape != x.shape:
+                raise ValueError(f"Dropout fixed_mask has shape {self.fixed_mask.shape}, input has {x.shape}")
+            keep = self.fixed_mask
+        elif self.rng is None:
+            raise RuntimeError("Dropout needs a generator in training: set layer.rng or call network.set_rng(rng)")
+        else:
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.rate
+        self._scale = keep * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._scale
+
+    def backward(self, grad: Array) -> Array:
+        if self._scale is None:
+            raise RuntimeError("Dropout.backward called before forward")
+        return grad * self._scale
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dropout", "rate": self.rate}
+
+
+class BatchNorm(Layer):
+    r"""Batch normalisation of each feature (column) over the batch.
+
+    Training, with :math:`m` rows, batch mean :math:`\mu` and biased batch variance
+    :math:`\sigma^2`:
+
+    .. math::
+        \hat X = (X - \mu) / \sqrt{\sigma^2 + \epsilon},\qquad A = \gamma \odot \hat X + \beta
+
+    and the running statistics move towards the batch's (the variance unbiased, as in
+    PyTorch):
+
+    .. math::
+        \mu_{run} \leftarrow (1-\rho)\,\mu_{run} + \rho\,\mu,\qquad
+        \sigma^2_{run} \leftarrow (1-\rho)\,\sigma^2_{run} + \rho\,\tfrac{m}{m-1}\sigma^2
+
+    Backward in training, with :math:`G = \partial L/\partial A`, :math:`D = G \odot \gamma`
+    and :math:`\overline{\,\cdot\,}` the mean over rows (the batch statistics depend on
+    every row, hence the two correction terms):
+
+    .. math::
+        \frac{\partial L}{\partial \gamma} = \mathbf 1^\top (G \odot \hat X),\quad
+        \frac{\partial L}{\partial \beta} = \mathbf 1^\top G,\quad
+        \frac{\partial L}{\partial X} = \frac{D - \overline{D} - \hat X \odot \overline{D \odot \hat X}}
+                                             {\sqrt{\sigma^2 + \epsilon}}
+
+    Evaluation uses :math:`\mu_{run}, \sigma^2_{run}` in place of the batch statistics,
+    which are then constants: :math:`\partial L/\partial X = D / \sqrt{\sigma^2_{run} + \epsilon}`.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    momentum : float
+        :math:`\rho`, weight of the new batch in the running statistics (PyTorch's meaning).
+    eps : float
+        :math:`\epsilon`, added to the variance for stability.
+    dtype : numpy dtype
+        Floating type of parameters and buffers.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+        dtype: np.dtype[Any] | type = np.float32,
+    ) -> None:
+        super().__init__()
+        if n_features < 1:
+            raise ValueError(f"BatchNorm n_features must be >= 1, got {n_features}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
+        if not eps > 0.0:
+            raise ValueError(f"BatchNorm eps must be > 0, got {eps}")
+        self.n_features, self.momentum, self.eps = int(n_features), float(momentum), float(eps)
+        self.params = {"gamma": np.ones(self.n_features, dtype=dtype), "beta": np.zeros(self.n_features, dtype=dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.buffers = {
+            "running_mean": np.zeros(self.n_features, dtype=dtype),
+            "running_var": np.ones(self.n_features, dtype=dtype),
+        }
+        self._cache: tuple[Array, Array, bool] | None = None  # x_hat, 1/sqrt(var + eps), training
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"BatchNorm expects input of shape (m, {self.n_features}), got {x.shape}")
+        if training:
+            m = len(x)
+            if m < 2:
+                raise ValueError(f"BatchNorm needs at least 2 rows per batch in training, got {m}")
+            mean, var = x.mean(axis=0), x.var(axis=0)
+            rho = self.momentum
+            # In place: the buffers are the arrays that Network.state() saves and loads.
+            self.buffers["running_mean"] *= 1.0 - rho
+            self.buffers["running_mean"] += rho * mean
+            self.buffers["running_var"] *= 1.0 - rho
+            self.buffers["running_var"] += (rho * m / (m - 1)) * var
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        x_hat = (x - mean) * inv_std
+        self._cache = (x_hat, inv_std, training)
+        return self.params["gamma"] * x_hat + self.params["beta"]
+
+    def backward(self, grad: Array) -> Array:
+        if self._cache is None:
+            raise RuntimeError("BatchNorm.backward called before forward")
+        x_hat, inv_std, training = self._cache
+        np.sum(grad * x_hat, axis=0, out=self.grads["gamma"])
+        np.sum(grad, axis=0, out=self.grads["beta"])
+        d = grad * self.params["gamma"]
+        if training:
+            d = d - d.mean(axis=0) - x_hat * (d * x_hat).mean(axis=0)
+        return d * inv_std
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "BatchNorm", "n_features": self.n_features, "momentum": self.momentum, "eps": self.eps}
+
+    def output_dim(self, input_dim: int) -> int:
+        if input_dim != self.n_features:
+            raise ValueError(f"BatchNorm expects {self.n_features} inputs, got {input_dim}")
+        return input_dim

@@ -1,12 +1,20 @@
-"""The network: a stack of layers with a softmax cross-entropy head.
+r"""The network: a stack of layers with a softmax cross-entropy head and an L2 penalty.
 
 ``Network.forward`` runs the layers in order and returns logits; ``Network.backward``
 runs them in reverse from ``dL/dlogits``.  Gradients are stored in each layer; an
 optimiser then updates ``network.parameters()`` in place (two separate steps).
+
+The objective minimised is the mean cross-entropy plus an optional L2 penalty on the
+weight matrices of the dense layers (not on biases, nor on batch-norm parameters):
+
+.. math::
+    L = \mathrm{CE} + \frac{\lambda}{2} \sum_{\ell} \lVert W_\ell \rVert_F^2,\qquad
+    \frac{\partial L}{\partial W_\ell} = \frac{\partial\,\mathrm{CE}}{\partial W_\ell} + \lambda W_\ell
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -15,14 +23,23 @@ from numpy.typing import NDArray
 
 from . import init as initializers
 from ._types import Array, Labels
-from .layers import Dense, Layer, ReLU, layer_from_config
+from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
 
-ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU}
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "gelu": GELU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+}
+"""Activation layers by the name used in options; each built with its defaults
+(``gelu`` is the exact GELU, ``leaky_relu`` has slope 0.01, ``elu`` has alpha 1)."""
 
 
 class Network:
-    """A feed-forward network ``layers[0] -> ... -> layers[-1]`` producing logits.
+    r"""A feed-forward network ``layers[0] -> ... -> layers[-1]`` producing logits.
 
     Parameters
     ----------
@@ -30,12 +47,26 @@ class Network:
         The layers in forward order; the last one outputs one logit per class.
     dtype : numpy dtype
         Floating type of parameters and of the data passed through.
+    l2 : float
+        :math:`\lambda \ge 0`, the weight of the L2 penalty (see the module docstring).
     """
 
-    def __init__(self, layers: Sequence[Layer], dtype: np.dtype[Any] | type = np.float32) -> None:
+    def __init__(self, layers: Sequence[Layer], dtype: np.dtype[Any] | type = np.float32, l2: float = 0.0) -> None:
         self.layers = list(layers)
         self.dtype = np.dtype(dtype)
         self.loss = SoftmaxCrossEntropy()
+        self.l2 = l2
+
+    @property
+    def l2(self) -> float:
+        r""":math:`\lambda`, the L2 penalty's weight; may be changed between steps."""
+        return self._l2
+
+    @l2.setter
+    def l2(self, value: float) -> None:
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"l2 must be a finite number >= 0, got {value}")
+        self._l2 = float(value)
 
     # -- the two passes ----------------------------------------------------------
     def forward(self, x: Array, training: bool = False) -> Array:
@@ -45,17 +76,42 @@ class Network:
         return x
 
     def backward(self, grad: Array) -> Array:
-        """Backpropagate ``dL/dlogits``; returns ``dL/dx`` and fills every layer's grads."""
+        r"""Backpropagate ``dL/dlogits``; returns ``dL/dx`` and fills every layer's grads.
+
+        The grads are those of the whole objective: each dense weight gradient also
+        receives the penalty's :math:`\lambda W`.
+        """
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
+        if self.l2:
+            for layer in self._dense():
+                layer.grads["W"] += self.l2 * layer.params["W"]
         return grad
 
+    def penalty(self) -> float:
+        r"""The L2 term :math:`\frac{\lambda}{2} \sum_\ell \lVert W_\ell \rVert_F^2` (0 when :math:`\lambda = 0`)."""
+        if not self.l2:
+            return 0.0
+        return 0.5 * self.l2 * sum(float(np.vdot(layer.params["W"], layer.params["W"])) for layer in self._dense())
+
     def loss_and_grads(self, x: Array, y: Labels) -> tuple[float, Array]:
-        """Forward in training mode, loss, then backward: returns the loss and the logits."""
+        """Forward in training mode, loss (cross-entropy plus penalty), then backward.
+
+        Returns the loss and the logits.
+        """
         logits = self.forward(x, training=True)
-        loss = self.loss.forward(logits, y)
+        loss = self.loss.forward(logits, y) + self.penalty()
         self.backward(self.loss.backward())
         return loss, logits
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Give ``rng`` to every :class:`Dropout` layer as the source of its masks."""
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                layer.rng = rng
+
+    def _dense(self) -> Iterator[Dense]:
+        return (layer for layer in self.layers if isinstance(layer, Dense))
 
     # -- inference ---------------------------------------------------------------
     def predict_proba(self, x: Array, batch_size: int = 4096) -> Array:
@@ -92,16 +148,16 @@ class Network:
         return next(layer.n_out for layer in reversed(self.layers) if isinstance(layer, Dense))
 
     def config(self) -> dict[str, Any]:
-        return {"dtype": self.dtype.name, "layers": [layer.config() for layer in self.layers]}
+        return {"dtype": self.dtype.name, "l2": self.l2, "layers": [layer.config() for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Network:
         """Rebuild the architecture (parameters zeroed) from :meth:`config`."""
         dtype = np.dtype(config.get("dtype", "float32"))
-        return cls([layer_from_config(c, dtype) for c in config["layers"]], dtype)
+        return cls([layer_from_config(c, dtype) for c in config["layers"]], dtype, config.get("l2", 0.0))
 
     def __repr__(self) -> str:
-        return f"Network({self.layers!r}, dtype={self.dtype.name})"
+        return f"Network({self.layers!r}, dtype={self.dtype.name}, l2={self.l2})"
 
 
 def build_mlp(
@@ -109,20 +165,57 @@ def build_mlp(
     hidden: Sequence[int],
     n_out: int,
     rng: np.random.Generator,
-    activation: str = "relu",
+    activation: str | Sequence[str] = "relu",
     dtype: np.dtype[Any] | type = np.float32,
+    *,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+    init: str | None = None,
+    l2: float = 0.0,
 ) -> Network:
-    """``Dense -> activation`` for each hidden width, then a ``Dense`` to ``n_out`` logits.
+    """A multilayer perceptron: per hidden width ``Dense [-> BatchNorm] -> activation [-> Dropout]``,
+    then a ``Dense`` to ``n_out`` logits.
 
-    Hidden layers use the initialiser that suits ``activation``; the output layer,
-    which feeds the softmax, uses Glorot.
+    Parameters
+    ----------
+    n_in, hidden, n_out : int, sequence of int, int
+        Input width, hidden widths (any number, ``()`` for none) and number of classes.
+    rng : numpy.random.Generator
+        Source of the initial weights.
+    activation : str or sequence of str
+        A key of :data:`ACTIVATIONS` for every hidden layer, or one per hidden layer.
+    dtype : numpy dtype
+        Floating type of every parameter.
+    dropout : float
+        Rate of a :class:`~ml_math_nn.layers.Dropout` after each hidden activation
+        (none when 0).  Its generator is set later with :meth:`Network.set_rng`.
+    batch_norm : bool
+        Put a :class:`~ml_math_nn.layers.BatchNorm` between each hidden ``Dense``
+        (then built without bias, which BatchNorm would cancel) and its activation.
+    init : str, optional
+        Initialiser of every ``Dense`` layer.  None picks
+        :func:`ml_math_nn.init.default_for` the activation that follows each layer
+        (Glorot uniform for the output layer, which feeds the softmax).
+    l2 : float
+        Weight of the L2 penalty on the dense weight matrices.
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    names = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
+    if len(names) != len(hidden):
+        raise ValueError(f"got {len(names)} activations for {len(hidden)} hidden layers; give one or one per layer")
+    for name in names:
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     layers: list[Layer] = []
     width = n_in
-    for h in hidden:
-        layers += [Dense(width, h, initializers.default_for(activation), rng, dtype), ACTIVATIONS[activation]()]
+    for h, name in zip(hidden, names, strict=True):
+        layers.append(Dense(width, h, init or initializers.default_for(name), rng, dtype, bias=not batch_norm))
+        if batch_norm:
+            layers.append(BatchNorm(h, dtype=dtype))
+        layers.append(ACTIVATIONS[name]())
+        if dropout > 0:
+            layers.append(Dropout(dropout))
         width = h
-    layers.append(Dense(width, n_out, "glorot_uniform", rng, dtype))
-    return Network(layers, dtype)
+    layers.append(Dense(width, n_out, init or initializers.default_for(None), rng, dtype))
+    return Network(layers, dtype, l2)
