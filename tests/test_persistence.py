@@ -10,7 +10,17 @@ import pytest
 
 from ml_math_nn.data import Standardizer
 from ml_math_nn.network import build_mlp
-from ml_math_nn.persistence import Model, ModelFileError, atomic_write, load_model, save_model
+from ml_math_nn.persistence import (
+    FORMAT,
+    VERSION,
+    Model,
+    ModelFileError,
+    atomic_write,
+    checksum,
+    load_model,
+    save_model,
+    write_npz,
+)
 
 
 @pytest.fixture
@@ -31,50 +41,66 @@ def test_round_trip_gives_identical_predictions(model: Model, tmp_path: Path, rn
     assert loaded.network.config() == model.network.config()
 
 
+def rewrite(path: Path, **changes: np.ndarray) -> None:
+    """Re-save the npz with some arrays changed, keeping its metadata (and so its checksum)."""
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    np.savez(path, **{**arrays, **changes})
+
+
 def test_pickled_object_is_refused(model: Model, tmp_path: Path) -> None:
     save_model(tmp_path, model)
-    arrays = dict(np.load(tmp_path / "model.npz"))
-    arrays["0.W"] = np.array([{"evil": 1}], dtype=object)
-    np.savez(tmp_path / "model.npz", **arrays)
-    with pytest.raises(ModelFileError, match="model.npz"):
+    rewrite(tmp_path / "model.npz", **{"0.W": np.array([{"evil": 1}], dtype=object)})
+    with pytest.raises(ModelFileError, match="pickled objects, which are never loaded"):
         load_model(tmp_path)
 
 
 def test_tampered_array_fails_checksum(model: Model, tmp_path: Path) -> None:
     save_model(tmp_path, model)
-    arrays = dict(np.load(tmp_path / "model.npz"))
-    arrays["0.W"][0, 0] += 1
-    np.savez(tmp_path / "model.npz", **arrays)
+    with np.load(tmp_path / "model.npz") as npz:
+        W = npz["0.W"].copy()
+    W[0, 0] += 1
+    rewrite(tmp_path / "model.npz", **{"0.W": W})
     with pytest.raises(ModelFileError, match="checksum mismatch"):
         load_model(tmp_path)
 
 
-def test_wrong_shape_and_missing_array_are_named(model: Model, tmp_path: Path) -> None:
-    save_model(tmp_path, model)
-    arrays = dict(np.load(tmp_path / "model.npz"))
-    np.savez(tmp_path / "model.npz", **{**arrays, "0.W": np.zeros((2, 2), np.float32)})
+def test_arrays_are_checked_against_the_config(model: Model, tmp_path: Path) -> None:
+    """A file whose checksum is consistent but whose arrays do not fit the architecture."""
+    arrays = model.arrays()
+    meta = {"format": FORMAT, "version": VERSION, "network": model.network.config(),
+            "class_names": model.class_names, "scaler": True, "meta": {}}
+    bad = {**arrays, "0.W": np.zeros((2, 2), np.float32)}
+    write_npz(tmp_path / "model.npz", bad, {**meta, "checksum": checksum(bad)})
     with pytest.raises(ModelFileError, match="'0.W' has shape"):
         load_model(tmp_path)
-    del arrays["0.b"]
-    np.savez(tmp_path / "model.npz", **arrays)
+    missing = {k: v for k, v in arrays.items() if k != "0.b"}
+    write_npz(tmp_path / "model.npz", missing, {**meta, "checksum": checksum(missing)})
     with pytest.raises(ModelFileError, match="do not match"):
         load_model(tmp_path)
 
 
-def test_bad_config_files(model: Model, tmp_path: Path) -> None:
-    with pytest.raises(ModelFileError, match="no such model file"):
+def test_bad_files(model: Model, tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such file"):
         load_model(tmp_path)
-    save_model(tmp_path, model)
-    (tmp_path / "model.json").write_text("{not json")
-    with pytest.raises(ModelFileError, match="not valid JSON"):
-        load_model(tmp_path)
-    (tmp_path / "model.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(ModelFileError, match="not an ml-math-nn model"):
-        load_model(tmp_path)
-    save_model(tmp_path, model)
     (tmp_path / "model.npz").write_bytes(b"garbage")
-    with pytest.raises(ModelFileError, match="unreadable weights file"):
+    with pytest.raises(ModelFileError, match="unreadable"):
         load_model(tmp_path)
+    np.savez(tmp_path / "model.npz", x=np.zeros(3))
+    with pytest.raises(ModelFileError, match="not an ml-math-nn-model file"):
+        load_model(tmp_path)
+    save_model(tmp_path, model)
+    full = (tmp_path / "model.npz").read_bytes()
+    (tmp_path / "model.npz").write_bytes(full[: len(full) // 2])
+    with pytest.raises(ModelFileError, match="unreadable"):
+        load_model(tmp_path)
+
+
+def test_model_json_is_a_readable_copy(model: Model, tmp_path: Path) -> None:
+    save_model(tmp_path, model)
+    config = json.loads((tmp_path / "model.json").read_text())
+    assert config["class_names"] == ["a", "b", "c"] and config["format"] == FORMAT
+    assert config["network"]["layers"][0]["type"] == "Dense"
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:

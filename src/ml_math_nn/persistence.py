@@ -1,13 +1,19 @@
 """Saving and loading models, and atomic file writes.
 
-A model is two files in a directory:
+A model is saved in a directory as
 
-* ``model.json``: format name and version, the architecture (``Network.config``), the
-  class names, the input scaling, and a SHA-256 checksum of the arrays;
-* ``model.npz``: the arrays, by name (``"0.W"``, ``"0.b"``, ``"scaler.mean"``, ...).
+* ``model.npz``: the arrays by name (``"0.W"``, ``"0.b"``, ``"scaler.mean"``, ...) plus the
+  model's configuration as UTF-8 JSON bytes under the reserved name ``__meta__``: format
+  name and version, the architecture (``Network.config``), the class names, whether
+  inputs are scaled, and a SHA-256 checksum of the arrays;
+* ``model.json``: the same configuration as a readable JSON file (for people and tools;
+  loading uses the copy inside the npz).
 
-Loading never unpickles (``allow_pickle=False``) and checks every array's name, shape
-and dtype against the architecture, and the checksum against the file.
+Keeping the configuration inside the npz makes saving a single atomic rename: a process
+killed at any moment leaves either the old model or the new one, never a mix.
+
+Loading never unpickles (``allow_pickle=False``), checks every array's name, shape and
+dtype against the configuration, and the checksum against the arrays.
 
 Every file is written to a temporary file in the destination folder, flushed to disk and
 then renamed over the destination, so a crash never leaves a half-written file.
@@ -35,10 +41,11 @@ from .network import Network
 FORMAT = "ml-math-nn-model"
 VERSION = 1
 WEIGHTS, CONFIG = "model.npz", "model.json"
+META_KEY = "__meta__"
 
 
 class ModelFileError(ValueError):
-    """A model file is missing, malformed, tampered with or inconsistent with its config."""
+    """A model or checkpoint file is missing, malformed, tampered with or inconsistent."""
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -94,14 +101,62 @@ class Model:
         return self.scaler.transform(X) if self.scaler is not None else X
 
 
+def write_npz(path: str | Path, arrays: Mapping[str, Array], meta: Mapping[str, Any]) -> None:
+    """Atomically write ``arrays`` plus ``meta`` (JSON, stored as bytes under ``__meta__``)."""
+    if META_KEY in arrays:
+        raise ValueError(f"{META_KEY!r} is a reserved array name")
+    blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **{**arrays, META_KEY: blob})  # type: ignore[arg-type]
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def read_npz(path: str | Path, fmt: str, version: int) -> tuple[dict[str, Array], dict[str, Any]]:
+    """Read a file from :func:`write_npz`: no pickles, its format checked, its checksum verified."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        reason = "it holds pickled objects, which are never loaded" if "allow_pickle" in str(e) else str(e)
+        raise ModelFileError(f"{path}: unreadable ({reason})") from None
+    blob = arrays.pop(META_KEY, None)
+    try:
+        if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+            raise ValueError("no metadata")
+        meta = json.loads(blob.tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ModelFileError(f"{path}: not an {fmt} file (missing or malformed metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ModelFileError(f"{path}: not an {fmt} file")
+    if meta.get("version") != version:
+        raise ModelFileError(f"{path}: unsupported {fmt} format version {meta.get('version')!r}")
+    if checksum(arrays) != meta.get("checksum"):
+        raise ModelFileError(f"{path}: checksum mismatch (file corrupted or tampered with)")
+    return arrays, meta
+
+
+def check_arrays(path: str | Path, loaded: Mapping[str, Array], expected: Mapping[str, Array]) -> None:
+    """Every expected array is present with its shape and dtype, and nothing else."""
+    if set(loaded) != set(expected):
+        raise ModelFileError(f"{path}: arrays {sorted(loaded)} do not match the expected {sorted(expected)}")
+    for name, target in expected.items():
+        a = loaded[name]
+        if a.shape != target.shape or a.dtype != target.dtype:
+            raise ModelFileError(
+                f"{path}: array {name!r} has shape {a.shape} and dtype {a.dtype}, "
+                f"expected {target.shape} and {target.dtype}"
+            )
+
+
 def save_model(directory: str | Path, model: Model) -> None:
-    """Write ``model.npz`` and ``model.json`` into ``directory`` (created if needed)."""
+    """Write ``model.npz`` (the commit point) and then ``model.json`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = model.arrays()
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
-    config = {
+    meta = {
         "format": FORMAT,
         "version": VERSION,
         "network": model.network.config(),
@@ -110,58 +165,30 @@ def save_model(directory: str | Path, model: Model) -> None:
         "checksum": checksum(arrays),
         "meta": model.meta,
     }
-    # The weights go first: a crash between the two renames leaves the new weights with
-    # the old config, which the checksum then rejects instead of loading a mix.
-    atomic_write(directory / WEIGHTS, lambda f: f.write(buf.getvalue()))
-    write_text(directory / CONFIG, json.dumps(config, indent=2) + "\n")
+    write_npz(directory / WEIGHTS, arrays, meta)
+    write_text(directory / CONFIG, json.dumps(meta, indent=2) + "\n")
 
 
 def load_model(directory: str | Path) -> Model:
     """Load a model saved by :func:`save_model`, verifying everything it reads."""
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG, directory / WEIGHTS
-    for p in (config_path, weights_path):
-        if not p.is_file():
-            raise ModelFileError(f"{p}: no such model file (expected {CONFIG} and {WEIGHTS})")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{config_path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{config_path}: not an ml-math-nn model config")
-    if config.get("version") != VERSION:
-        raise ModelFileError(f"{config_path}: unsupported format version {config.get('version')!r}")
+    path = Path(directory) / WEIGHTS
+    loaded, config = read_npz(path, FORMAT, VERSION)
     try:
         network = Network.from_config(config["network"])
         class_names = [str(c) for c in config["class_names"]]
         has_scaler = bool(config["scaler"])
-        expected_sum = str(config["checksum"])
+        meta = dict(config.get("meta", {}))
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{config_path}: invalid model config ({e})") from None
-    expected = network.state()
+        raise ModelFileError(f"{path}: invalid model configuration ({e})") from None
+    if len(class_names) != network.n_out:
+        raise ModelFileError(f"{path}: {len(class_names)} class names for {network.n_out} outputs")
+    state = network.state()
+    expected = dict(state)
     if has_scaler:
         empty = np.zeros(network.n_in, dtype=network.dtype)
         expected |= {"scaler.mean": empty, "scaler.scale": empty}
-    try:
-        with np.load(weights_path, allow_pickle=False) as npz:
-            loaded = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ModelFileError(f"{weights_path}: unreadable weights file ({e})") from None
-    if set(loaded) != set(expected):
-        raise ModelFileError(f"{weights_path}: arrays {sorted(loaded)} do not match the config's {sorted(expected)}")
-    for name, target in expected.items():
-        a = loaded[name]
-        if a.shape != target.shape or a.dtype != target.dtype:
-            raise ModelFileError(
-                f"{weights_path}: array {name!r} has shape {a.shape} and dtype {a.dtype}, "
-                f"expected {target.shape} and {target.dtype}"
-            )
-    if checksum(loaded) != expected_sum:
-        raise ModelFileError(f"{weights_path}: checksum mismatch (file corrupted or tampered with)")
-    state = network.state()
+    check_arrays(path, loaded, expected)
     for name, value in state.items():
         value[...] = loaded[name]
     scaler = Standardizer(loaded["scaler.mean"], loaded["scaler.scale"]) if has_scaler else None
-    if len(class_names) != network.n_out:
-        raise ModelFileError(f"{config_path}: {len(class_names)} class names for {network.n_out} outputs")
-    return Model(network, class_names, scaler, dict(config.get("meta", {})))
+    return Model(network, class_names, scaler, meta)
