@@ -1,56 +1,354 @@
-"""Figures of a training run, written as PNG files.
+"""Figures and tables of a training run, written as PNG and CSV files.
 
 matplotlib is used through its object-oriented API with the non-interactive Agg
 canvas, so plotting never needs a display and never touches global pyplot state.
+
+Every figure has a fixed size in inches, listed in :data:`FIGURE_SIZES`, and is saved at
+:data:`DPI` without tight cropping, so each PNG has a known pixel size (at most 1200 x 800,
+which fits a laptop screen).  :func:`write_run_figures` writes the whole set for a run.
 """
 
 from __future__ import annotations
 
+import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from numpy.typing import NDArray
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .persistence import atomic_write
+from ._types import Array, Labels
+from .data import Dataset
+from .layers import Dense
+from .persistence import Model, atomic_write, write_text
 from .train import EpochRecord
 
 SET_STYLES = {"train": "-", "val": "--", "test": ":"}
+DPI = 100
+FIGURE_SIZES: dict[str, tuple[float, float]] = {
+    "loss.png": (6.4, 4.0),
+    "accuracy.png": (6.4, 4.0),
+    "confusion_matrix.png": (12.0, 5.4),
+    "misclassified.png": (12.0, 7.0),
+    "first_layer_weights.png": (12.0, 6.4),
+    "samples.png": (9.0, 8.0),
+}
+"""Size in inches of each figure of a run; times :data:`DPI` gives its size in pixels."""
+
+GRID_COLUMNS = 8
+MAX_GRID_IMAGES = 32
+SAMPLES_PER_CLASS = 10
+MAX_SAMPLE_CLASSES = 10
+MAX_ANNOTATED_CLASSES = 20  # beyond this, numbers in the confusion-matrix cells are unreadable
+IMAGE_CMAP = "gray_r"  # ink dark on white, as on paper
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
-    """Render ``fig`` to PNG and write it atomically to ``path``."""
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """``fig`` rendered as PNG bytes (at ``dpi``, uncropped: pixel size = inches x ``dpi``)."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return buf.getvalue()
 
 
-def curves_figure(history: Sequence[EpochRecord], metric: str, title: str, ylabel: str) -> Figure:
-    """One line per data split (train, val, test) of ``<split>_<metric>`` against the epoch."""
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = fig.add_subplot()
+def save_figure(fig: Figure, path: str | Path, dpi: int = DPI) -> None:
+    """Render ``fig`` to PNG and write it atomically to ``path``."""
+    png = figure_png(fig, dpi)
+    atomic_write(path, lambda f: f.write(png))
+
+
+def _plot_curves(ax: Axes, history: Sequence[EpochRecord], metric: str, label: str = "", color: Any = None) -> None:
+    """Draw ``<split>_<metric>`` against the epoch for each split present, one line style per split."""
     epochs = [r["epoch"] for r in history]
     for split, style in SET_STYLES.items():
         key = f"{split}_{metric}"
         if history and key in history[0]:
-            ax.plot(epochs, [r[key] for r in history], style, marker="o", markersize=3, label=split)
+            name = f"{label} {split}" if label else split
+            ax.plot(epochs, [r[key] for r in history], style, marker="o", markersize=3, label=name, color=color)
+
+
+def _finish_curves(fig: Figure, ax: Axes, title: str, ylabel: str) -> Figure:
     ax.set_title(title)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch (passes over the training set)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend(fontsize="small")
     return fig
+
+
+def curves_figure(history: Sequence[EpochRecord], metric: str, title: str, ylabel: str) -> Figure:
+    """One line per data split (train, val, test) of ``<split>_<metric>`` against the epoch."""
+    fig = Figure(figsize=FIGURE_SIZES["loss.png"], layout="constrained")
+    ax = fig.add_subplot()
+    _plot_curves(ax, history, metric)
+    return _finish_curves(fig, ax, title, ylabel)
+
+
+def comparison_curves_figure(
+    histories: Mapping[str, Sequence[EpochRecord]], metric: str, title: str, ylabel: str
+) -> Figure:
+    """The curves of several runs overlaid: one colour per run, one line style per split."""
+    fig = Figure(figsize=(9.0, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (label, history) in enumerate(histories.items()):
+        _plot_curves(ax, history, metric, label, f"C{i % 10}")
+    return _finish_curves(fig, ax, title, ylabel)
+
+
+LOSS_LABELS = ("Cross-entropy loss per epoch", "mean cross-entropy (nats)")
+ACC_LABELS = ("Accuracy per epoch", "accuracy (fraction correct)")
 
 
 def plot_history(history: Sequence[EpochRecord], out_dir: str | Path) -> list[Path]:
     """Write ``loss.png`` and ``accuracy.png`` into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     figures = {
-        "loss.png": curves_figure(history, "loss", "Cross-entropy loss per epoch", "mean cross-entropy (nats)"),
-        "accuracy.png": curves_figure(history, "acc", "Accuracy per epoch", "accuracy (fraction correct)"),
+        "loss.png": curves_figure(history, "loss", *LOSS_LABELS),
+        "accuracy.png": curves_figure(history, "acc", *ACC_LABELS),
     }
     for name, fig in figures.items():
         save_figure(fig, out_dir / name)
     return [out_dir / name for name in figures]
+
+
+# -- classification tables --------------------------------------------------------
+def confusion_counts(y_true: Labels, y_pred: Labels, n_classes: int) -> NDArray[np.int64]:
+    r"""Confusion matrix :math:`C_{ij} = \#\{n : y_n = i,\ \hat y_n = j\}` (rows true, columns predicted)."""
+    labels = np.arange(n_classes)
+    return np.asarray(confusion_matrix(y_true, y_pred, labels=labels), dtype=np.int64)
+
+
+def per_class_rows(y_true: Labels, y_pred: Labels, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    r"""Precision, recall, F1 and support of each class, then their macro and weighted averages.
+
+    For class :math:`k`, with :math:`TP_k, FP_k, FN_k` counted on the predictions:
+
+    .. math::
+        P_k = \frac{TP_k}{TP_k + FP_k},\quad R_k = \frac{TP_k}{TP_k + FN_k},\quad
+        F_{1,k} = \frac{2 P_k R_k}{P_k + R_k}
+
+    computed by :func:`sklearn.metrics.precision_recall_fscore_support`; a ratio with a zero
+    denominator (a class never predicted, or absent from ``y_true``) is reported as 0.
+    """
+    labels = np.arange(len(class_names))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    rows = [
+        {"class": name, "precision": p[k], "recall": r[k], "f1": f[k], "support": int(s[k])}
+        for k, name in enumerate(class_names)
+    ]
+    for average in ("macro", "weighted"):
+        pa, ra, fa, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        rows.append({"class": f"{average} avg", "precision": pa, "recall": ra, "f1": fa, "support": int(s.sum())})
+    return rows
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([repr(float(v)) if isinstance(v, float | np.floating) else v for v in row] for row in rows)
+    return buf.getvalue()
+
+
+def per_class_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`per_class_rows` as CSV with the columns ``class, precision, recall, f1, support``."""
+    header = ["class", "precision", "recall", "f1", "support"]
+    return _csv_text(header, [[row[k] for k in header] for row in rows])
+
+
+def confusion_csv(counts: NDArray[np.int64], class_names: Sequence[str]) -> str:
+    """The confusion matrix as CSV: one row per true class, one column per predicted class."""
+    rows = [[name, *map(int, counts[k])] for k, name in enumerate(class_names)]
+    return _csv_text(["true \\ predicted", *class_names], rows)
+
+
+# -- figures of the predictions ------------------------------------------------------
+def _matrix_panel(
+    fig: Figure, ax: Axes, values: NDArray[Any], class_names: Sequence[str], fmt: str, title: str
+) -> None:
+    # Fractions keep the fixed scale 0..1 so two runs' figures compare at a glance.
+    vmax = 1.0 if fmt == ".2f" else max(float(values.max()), 1.0)
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class" if fmt == ".2f" else "images")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, list(class_names), rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(ticks, list(class_names))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if len(class_names) <= MAX_ANNOTATED_CLASSES:
+        # Dark text on light cells, white text on dark ones.
+        threshold = vmax / 2
+        for (i, j), v in np.ndenumerate(values):
+            color = "white" if v > threshold else "black"
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=color)
+
+
+def confusion_figure(counts: NDArray[np.int64], class_names: Sequence[str]) -> Figure:
+    r"""Counts :math:`C_{ij}` beside the row-normalised :math:`C_{ij} / \sum_j C_{ij}` (recall on the diagonal)."""
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    fig = Figure(figsize=FIGURE_SIZES["confusion_matrix.png"], layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _matrix_panel(fig, left, counts, class_names, "d", f"Counts ({int(counts.sum())} test images)")
+    _matrix_panel(fig, right, normalised, class_names, ".2f", "Normalised by true class (rows sum to 1)")
+    fig.suptitle("Confusion matrix on the test set")
+    return fig
+
+
+def _image_grid(fig: Figure, n: int) -> list[Axes]:
+    """The first ``n`` cells of a fixed grid of :data:`MAX_GRID_IMAGES` image axes, without ticks.
+
+    The grid does not shrink with ``n``, so images keep one size whatever their number.
+    """
+    axes = fig.subplots(MAX_GRID_IMAGES // GRID_COLUMNS, GRID_COLUMNS, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    return list(axes[:n])
+
+
+def misclassified_figure(
+    images: Array,
+    y_true: Labels,
+    y_pred: Labels,
+    confidence: Array,
+    class_names: Sequence[str],
+    image_shape: tuple[int, int],
+) -> Figure:
+    r"""The most confident mistakes first: each image titled with its true and predicted class and
+    the predicted probability :math:`\max_k \operatorname{softmax}(z)_k`."""
+    wrong = np.flatnonzero(y_true != y_pred)
+    shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_GRID_IMAGES]
+    fig = Figure(figsize=FIGURE_SIZES["misclassified.png"], layout="constrained")
+    fig.suptitle(
+        f"Misclassified test images: {len(shown)} of {len(wrong)} shown (of {len(y_true)} tested), most confident first"
+    )
+    if len(shown) == 0:
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "every test image is classified correctly", ha="center", va="center", fontsize=14)
+        return fig
+    vmin, vmax = float(images.min()), float(images.max())
+    for ax, n in zip(_image_grid(fig, len(shown)), shown, strict=True):
+        ax.imshow(images[n].reshape(image_shape), cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_title(
+            f"true: {class_names[y_true[n]]}\npred: {class_names[y_pred[n]]} ({confidence[n]:.0%})",
+            fontsize=8,
+            color="firebrick",
+        )
+    return fig
+
+
+def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequence[str] | None = None) -> Figure:
+    r"""Each column :math:`W_{:,j}` of the first Dense layer (``n_in`` = pixels) drawn as an image.
+
+    A unit's pre-activation is :math:`z_j = \sum_i x_i W_{ij} + b_j`, so red pixels raise it and
+    blue pixels lower it.  All units share one symmetric colour scale, so their strengths compare.
+    """
+    n_in, n_out = weights.shape
+    if n_in != image_shape[0] * image_shape[1]:
+        raise ValueError(f"first layer has {n_in} inputs, which is not an image of shape {image_shape}")
+    shown = min(n_out, MAX_GRID_IMAGES)
+    labels = list(names) if names is not None else [f"unit {j}" for j in range(n_out)]
+    limit = max(float(np.abs(weights[:, :shown]).max()), 1e-12)
+    fig = Figure(figsize=FIGURE_SIZES["first_layer_weights.png"], layout="constrained")
+    fig.suptitle(f"First-layer weights as images: {shown} of {n_out} units (red raises, blue lowers the unit)")
+    axes = _image_grid(fig, shown)
+    image = None
+    for j, ax in enumerate(axes):
+        image = ax.imshow(
+            weights[:, j].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
+        )
+        ax.set_title(labels[j], fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="weight (per standardised pixel)")
+    return fig
+
+
+def samples_figure(images: Array, labels: Labels, class_names: Sequence[str], image_shape: tuple[int, int]) -> Figure:
+    """The first :data:`SAMPLES_PER_CLASS` images of each class (up to :data:`MAX_SAMPLE_CLASSES`
+    classes), one row per class, labelled with the class name."""
+    classes = range(min(len(class_names), MAX_SAMPLE_CLASSES))
+    fig = Figure(figsize=FIGURE_SIZES["samples.png"], layout="constrained")
+    fig.suptitle(f"Sample training images, {SAMPLES_PER_CLASS} per class")
+    grid = fig.subplots(len(classes), SAMPLES_PER_CLASS, squeeze=False)
+    vmin, vmax = float(images.min()), float(images.max())
+    for k, row in zip(classes, grid, strict=True):
+        members = np.flatnonzero(labels == k)[:SAMPLES_PER_CLASS]
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        for ax, n in zip(row, members, strict=False):
+            ax.imshow(images[n].reshape(image_shape), cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
+        row[0].set_ylabel(class_names[k], rotation=0, ha="right", va="center", fontsize=9)
+    return fig
+
+
+def write_run_figures(
+    out_dir: str | Path,
+    model: Model,
+    dataset: Dataset,
+    X_test_scaled: Array,
+    y_test: Labels,
+    history: Sequence[EpochRecord],
+) -> list[Path]:
+    r"""Write every figure and table of a run into ``out_dir``; returns the paths written.
+
+    Parameters
+    ----------
+    out_dir : path
+        The run directory (must exist).
+    model : Model
+        The trained network, its class names and its input scaler.
+    dataset : Dataset
+        Supplies ``image_shape`` and the training images of ``samples.png``.
+    X_test_scaled, y_test : arrays
+        The test set as the network sees it (already scaled) and its labels.  Images are
+        drawn after undoing the scaling, :math:`x = x' \sigma + \mu`.
+    history : sequence of EpochRecord
+        The per-epoch records (keys ``train_loss``, ``val_loss``, ``test_acc``, ...).
+
+    Writes ``loss.png``, ``accuracy.png``, ``confusion_matrix.png``, ``confusion_matrix.csv``
+    and ``per_class_metrics.csv``; for image data (``dataset.image_shape`` set) also
+    ``samples.png``, ``misclassified.png`` and ``first_layer_weights.png``.
+    """
+    out = Path(out_dir)
+    if len(X_test_scaled) != len(y_test) or len(y_test) == 0:
+        raise ValueError(f"test set: {len(X_test_scaled)} rows and {len(y_test)} labels (need the same, > 0)")
+    written = plot_history(history, out)
+    names = model.class_names
+    proba = model.network.predict_proba(X_test_scaled)
+    y_pred = proba.argmax(axis=1)
+    counts = confusion_counts(y_test, y_pred, len(names))
+    tables = {
+        "confusion_matrix.csv": confusion_csv(counts, names),
+        "per_class_metrics.csv": per_class_csv(per_class_rows(y_test, y_pred, names)),
+    }
+    figures = {"confusion_matrix.png": confusion_figure(counts, names)}
+    shape = dataset.image_shape
+    if shape is not None:
+        raw = X_test_scaled if model.scaler is None else X_test_scaled * model.scaler.scale + model.scaler.mean
+        first = next(layer for layer in model.network.layers if isinstance(layer, Dense))
+        # With no hidden layer the first layer's columns are the classes themselves.
+        units = names if first is model.network.layers[-1] else None
+        figures["samples.png"] = samples_figure(dataset.X_train, dataset.y_train, dataset.class_names, shape)
+        figures["misclassified.png"] = misclassified_figure(raw, y_test, y_pred, proba.max(axis=1), names, shape)
+        figures["first_layer_weights.png"] = first_layer_figure(first.params["W"], shape, units)
+    for name, text in tables.items():
+        write_text(out / name, text)
+        written.append(out / name)
+    for name, fig in figures.items():
+        save_figure(fig, out / name)
+        written.append(out / name)
+    return written
