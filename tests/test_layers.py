@@ -2,7 +2,8 @@
 
 For a layer f and a fixed random G, the scalar L = sum(G * f(X)) has dL/df = G, so
 ``layer.backward(G)`` must equal the finite-difference gradient of L with respect to
-the input and to every parameter.
+the input and to every parameter.  The activations, dropout and batch norm have their
+own files (test_activations.py, test_regularization.py) using the helpers here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ml_math_nn import layers as layers_module
 from ml_math_nn.gradcheck import numerical_gradient, relative_error
-from ml_math_nn.layers import Dense, Layer, ReLU
+from ml_math_nn.layers import (
+    ELU,
+    GELU,
+    BatchNorm,
+    Dense,
+    Dropout,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    layer_from_config,
+)
+from ml_math_nn.network import Network
 
 TOL = 1e-7
 
@@ -22,8 +37,9 @@ def away_from_zero(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarr
     return np.where(np.abs(x) < 0.1, np.sign(x) * 0.1 + x, x)
 
 
-def layer_errors(layer: Layer, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-    out = layer.forward(x, training=True)
+def layer_errors(layer: Layer, x: np.ndarray, rng: np.random.Generator, training: bool = True) -> dict[str, float]:
+    """FD relative error of dL/dx ("input") and of every dL/d(param) for L = sum(G * layer(x))."""
+    out = layer.forward(x, training)
     G = rng.normal(size=out.shape)
     G_before = G.copy()
     grad_x = layer.backward(G)
@@ -31,7 +47,7 @@ def layer_errors(layer: Layer, x: np.ndarray, rng: np.random.Generator) -> dict[
     analytic = {k: v.copy() for k, v in layer.grads.items()}
 
     def loss() -> float:
-        return float(np.sum(G * layer.forward(x, training=True)))
+        return float(np.sum(G * layer.forward(x, training)))
 
     errors = {"input": relative_error(grad_x, numerical_gradient(loss, x))}
     for key, param in layer.params.items():
@@ -77,13 +93,83 @@ def test_dense_keeps_dtype(rng: np.random.Generator) -> None:
         assert layer.backward(np.ones((2, 3), dtype=dtype)).dtype == dtype
 
 
-def test_backward_before_forward_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match="before forward"):
-        Dense(2, 2).backward(np.ones((1, 2)))
-    with pytest.raises(RuntimeError, match="before forward"):
-        ReLU().backward(np.ones((1, 2)))
+def test_backward_before_forward_is_an_error(rng: np.random.Generator) -> None:
+    for layer in every_layer(2, rng):
+        with pytest.raises(RuntimeError, match=f"{type(layer).__name__}.backward called before forward"):
+            layer.backward(np.ones((1, 2)))
 
 
 def test_dense_rejects_bad_widths() -> None:
     with pytest.raises(ValueError, match="widths must be >= 1"):
         Dense(0, 3)
+
+
+def every_layer(n: int, rng: np.random.Generator, dtype: type = np.float64) -> list[Layer]:
+    """One instance of every layer type (n inputs, n outputs), non-default options where there are any."""
+    return [
+        Dense(n, n, "glorot_normal", rng, dtype),
+        Dense(n, n, "he_uniform", rng, dtype, bias=False),
+        ReLU(),
+        LeakyReLU(0.2),
+        ELU(0.5),
+        GELU(),
+        GELU("tanh"),
+        Tanh(),
+        Sigmoid(),
+        Dropout(0.3),
+        BatchNorm(n, momentum=0.2, eps=1e-3, dtype=dtype),
+    ]
+
+
+def test_every_layer_covers_the_layer_types(rng: np.random.Generator) -> None:
+    defined = {name for name, cls in Layer.registry.items() if cls.__module__ == layers_module.__name__}
+    assert {type(layer).__name__ for layer in every_layer(2, rng)} == defined - {"Activation"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_layer_round_trips_through_the_network_config(dtype: type, rng: np.random.Generator) -> None:
+    net = Network(every_layer(3, rng, dtype), dtype, l2=0.25)
+    clone = Network.from_config(net.config())
+    assert clone.config() == net.config()
+    assert clone.l2 == 0.25 and repr(clone) == repr(net)
+    assert [type(a) for a in clone.layers] == [type(b) for b in net.layers]
+    for name, value in net.state().items():
+        assert clone.state()[name].shape == value.shape and clone.state()[name].dtype == dtype, name
+
+
+def test_backward_never_modifies_its_incoming_gradient(rng: np.random.Generator) -> None:
+    for training in (True, False):
+        for layer in every_layer(4, rng):
+            if isinstance(layer, Dropout):
+                layer.fixed_mask = rng.random((6, 4)) >= layer.rate
+            layer.forward(rng.normal(size=(6, 4)), training)
+            G = rng.normal(size=(6, 4))
+            G_before = G.copy()
+            grad_x = layer.backward(G)
+            assert np.array_equal(G, G_before), f"{layer!r}.backward(training={training}) modified its gradient"
+            assert grad_x.shape == G.shape
+
+
+def test_every_layer_keeps_float32(rng: np.random.Generator) -> None:
+    for layer in every_layer(4, rng, np.float32):
+        layer.rng = rng  # only Dropout reads it
+        out = layer.forward(rng.normal(size=(5, 4)).astype(np.float32), training=True)
+        grad_x = layer.backward(np.ones((5, 4), dtype=np.float32))
+        assert out.dtype == grad_x.dtype == np.float32, repr(layer)
+        assert all(g.dtype == np.float32 for g in layer.grads.values()), repr(layer)
+
+
+def test_dense_without_bias_gradients(rng: np.random.Generator) -> None:
+    layer = Dense(4, 3, rng=rng, dtype=np.float64, bias=False)
+    errors = layer_errors(layer, rng.normal(size=(6, 4)), rng)
+    assert set(errors) == {"input", "W"}
+    assert max(errors.values()) <= TOL, errors
+
+
+def test_layer_from_config_errors() -> None:
+    with pytest.raises(ValueError, match="unknown layer type 'Conv2d'; known: .*BatchNorm"):
+        layer_from_config({"type": "Conv2d"})
+    with pytest.raises(ValueError, match="invalid Tanh layer config .*'slope'"):
+        layer_from_config({"type": "Tanh", "slope": 2})
+    with pytest.raises(ValueError, match="unknown initialiser 'lecun'"):
+        layer_from_config({"type": "Dense", "n_in": 2, "n_out": 2, "init": "lecun"})

@@ -1,0 +1,86 @@
+"""Our layers rebuilt from torch operations on copies of the same arrays: the reference.
+
+Test-only; torch arrives as the ``torch`` fixture's module (float64 default), so this
+file never imports it and the checks skip cleanly where it is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ml_math_nn.layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
+
+TOL = 1e-10
+
+
+def rel(ours: np.ndarray, ref: np.ndarray) -> float:
+    """Largest deviation relative to the reference's largest entry (0 when both are 0)."""
+    scale = float(np.max(np.abs(ref), initial=0.0)) or float(np.max(np.abs(ours), initial=0.0)) or 1.0
+    return float(np.max(np.abs(np.asarray(ours) - ref), initial=0.0)) / scale
+
+
+class Twin:
+    """Torch copies of the parameters and buffers of ``layers``, and the same forward.
+
+    ``params[i][key]`` are leaf tensors whose ``.grad`` the caller compares with
+    ``layers[i].grads[key]``; ``buffers[i][key]`` are updated by torch's batch norm.
+    Dropout layers must have a ``fixed_mask`` to be run in training.
+    """
+
+    def __init__(self, torch: ModuleType, layers: Sequence[Layer]) -> None:
+        self.torch, self.layers = torch, list(layers)
+        self.params = [{k: torch.tensor(v, requires_grad=True) for k, v in lay.params.items()} for lay in layers]
+        self.buffers = [{k: torch.tensor(v) for k, v in lay.buffers.items()} for lay in layers]
+
+    def forward(self, x: Any, training: bool) -> Any:
+        for layer, p, b in zip(self.layers, self.params, self.buffers, strict=True):
+            x = self.apply(layer, x, p, b, training)
+        return x
+
+    def apply(self, layer: Layer, x: Any, p: dict[str, Any], b: dict[str, Any], training: bool) -> Any:
+        torch, F = self.torch, self.torch.nn.functional
+        if isinstance(layer, Dense):
+            return x @ p["W"] + p["b"] if layer.bias else x @ p["W"]
+        if isinstance(layer, ReLU):
+            return F.relu(x)
+        if isinstance(layer, LeakyReLU):
+            return F.leaky_relu(x, layer.negative_slope)
+        if isinstance(layer, ELU):
+            return F.elu(x, layer.alpha)
+        if isinstance(layer, GELU):
+            return F.gelu(x, approximate=layer.approximate)
+        if isinstance(layer, Tanh):
+            return torch.tanh(x)
+        if isinstance(layer, Sigmoid):
+            return torch.sigmoid(x)
+        if isinstance(layer, Dropout):
+            if not training:
+                return x
+            assert layer.fixed_mask is not None, "a Dropout twin needs a fixed mask"
+            return x * torch.tensor(layer.fixed_mask) / (1 - layer.rate)
+        if isinstance(layer, BatchNorm):
+            return F.batch_norm(
+                x,
+                b["running_mean"],
+                b["running_var"],
+                p["gamma"],
+                p["beta"],
+                training=training,
+                momentum=layer.momentum,
+                eps=layer.eps,
+            )
+        raise TypeError(f"no torch twin for {type(layer).__name__}")
+
+    def errors(self) -> dict[str, float]:
+        """Relative error of every parameter gradient and buffer of ours against torch's."""
+        out: dict[str, float] = {}
+        for i, (layer, p, b) in enumerate(zip(self.layers, self.params, self.buffers, strict=True)):
+            for k, t in p.items():
+                out[f"{i}.grad.{k}"] = rel(layer.grads[k], t.grad.numpy())
+            for k, t in b.items():
+                out[f"{i}.{k}"] = rel(layer.buffers[k], t.numpy())
+        return out
