@@ -1,31 +1,78 @@
 """Datasets, train/test splits and feature scaling.
 
-Nothing here downloads: digits ships with scikit-learn.
+Nothing here downloads.  :func:`load_dataset` is the one entry point: scikit-learn's
+digits, MNIST and Fashion-MNIST from their IDX files, or any table from a CSV or NPZ
+file.  Relative paths are looked up as given, then under the data folder (``data/``
+of the working directory unless ``data_dir`` says otherwise).  Every file is checked
+as it is read (see :mod:`ml_math_nn.readers`); any problem is a :class:`DataError`
+with a one-line message naming the file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from ._types import Array, Labels
+from .readers import DataError, read_csv, read_idx, read_npz
+
+__all__ = ["DataError", "Dataset", "Standardizer", "digits", "load_dataset", "split", "stratified_subset"]
+
+DATA_DIR = Path("data")
+"""Where user data is looked for by default, relative to the working directory."""
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+"""The four files of an MNIST-style dataset, in the order train images, train labels, test images, test labels."""
+
+
+@dataclass(frozen=True)
+class IdxSource:
+    """Where an IDX dataset may already be installed, and how a user gets it otherwise."""
+
+    classes: list[str]
+    system_dirs: tuple[Path, ...]
+    how_to_get: str
+
+
+IDX_SOURCES = {
+    "fashion-mnist": IdxSource(
+        FASHION_MNIST_CLASSES,
+        # Where Debian's package puts them (`dpkg -L dataset-fashion-mnist`).
+        (Path("/usr/share/datasets/fashion-mnist"),),
+        "install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or download them from "
+        "https://github.com/zalandoresearch/fashion-mnist into data/fashion-mnist/ or --data-dir",
+    ),
+    "mnist": IdxSource(
+        [str(d) for d in range(10)],
+        (),
+        "download them (e.g. from https://yann.lecun.com/exdb/mnist/) into data/mnist/ or --data-dir",
+    ),
+}
 
 
 @dataclass
 class Dataset:
     """A train/test pair with integer labels ``0..K-1`` and the names of the classes.
 
-    ``image_shape`` is set for image data (e.g. ``(8, 8)``) so plots can show samples.
+    ``X_*`` hold one sample per row, as uint8 (images, scaled later) or floats.
+    ``image_shape`` is set for image data (e.g. ``(28, 28)``) so plots can show samples.
+    ``extra`` records provenance, e.g. ``{"files": [...]}`` for data read from files.
     """
 
     name: str
-    X_train: Array
+    X_train: NDArray[Any]
     y_train: Labels
-    X_test: Array
+    X_test: NDArray[Any]
     y_test: Labels
     class_names: list[str]
     image_shape: tuple[int, int] | None = None
@@ -55,22 +102,49 @@ class Standardizer:
     scale: Array
 
     @classmethod
-    def fit(cls, x: Array, dtype: np.dtype[Any] | type = np.float32, per_feature: bool = True) -> Standardizer:
-        axis = 0 if per_feature else None
-        mean = np.broadcast_to(x.mean(axis=axis, dtype=np.float64), x.shape[1:]).copy()
-        std = np.broadcast_to(x.std(axis=axis, dtype=np.float64), x.shape[1:]).copy()
-        std[std == 0] = 1.0
-        return cls(mean.astype(dtype), std.astype(dtype))
+    def fit(
+        cls, x: NDArray[Any], dtype: np.dtype[Any] | type = np.float32, per_feature: bool = True, rows: int = 4096
+    ) -> Standardizer:
+        r"""Fit :math:`\mu, \sigma` (population standard deviation) in float64, ``rows`` rows at a time.
 
-    def transform(self, x: Array) -> Array:
+        Chunks are merged with Chan et al.'s update: for counts :math:`n_a, n_b`, means
+        :math:`\mu_a, \mu_b` and sums of squared deviations :math:`M_a, M_b`,
+
+        .. math:: \delta = \mu_b - \mu_a,\quad \mu = \mu_a + \delta\,\frac{n_b}{n},\quad
+                  M = M_a + M_b + \delta^2\,\frac{n_a n_b}{n},\quad \sigma = \sqrt{M / n},
+
+        so a large uint8 image set is never copied whole to float64.
+        """
+        x = np.asarray(x)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"cannot fit scaling on an array of shape {x.shape}: expected (samples, features)")
+        axis = 0 if per_feature else None
+        count, mean, m2 = 0, np.zeros(x.shape[1] if per_feature else ()), np.zeros(x.shape[1] if per_feature else ())
+        for start in range(0, len(x), rows):
+            chunk = x[start : start + rows].astype(np.float64)
+            n = len(chunk) if per_feature else chunk.size
+            chunk_mean = chunk.mean(axis=axis)
+            chunk -= chunk_mean
+            delta = chunk_mean - mean
+            total = count + n
+            mean = mean + delta * (n / total)
+            m2 = m2 + np.square(chunk).sum(axis=axis) + delta**2 * (count * n / total)
+            count = total
+        std = np.broadcast_to(np.sqrt(m2 / count), x.shape[1:]).copy()
+        std[std == 0] = 1.0
+        return cls(np.broadcast_to(mean, x.shape[1:]).astype(dtype), std.astype(dtype))
+
+    def transform(self, x: NDArray[Any]) -> Array:
+        """Scaled copy of ``x`` in the fitted dtype, made in one allocation (``x`` may be uint8)."""
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != len(self.mean):
             raise ValueError(f"expected {len(self.mean)} features per row, got shape {x.shape}")
-        out = np.asarray(x, dtype=self.mean.dtype) - self.mean
+        out = np.subtract(x, self.mean, dtype=self.mean.dtype)
         out /= self.scale
         return out
 
 
-def split(X: Array, y: Labels, test_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
+def split(X: NDArray[Any], y: Labels, test_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
     """Stratified train/test split, reproducible from ``seed``."""
     if not 0 < test_size < 1:
         raise ValueError(f"test size must be strictly between 0 and 1, got {test_size}")
@@ -78,8 +152,221 @@ def split(X: Array, y: Labels, test_size: float, seed: int) -> tuple[Array, Arra
     return parts[0], parts[1], parts[2], parts[3]
 
 
+def stratified_subset(y: Labels, n: int, seed: int) -> NDArray[np.intp]:
+    r"""Sorted indices of ``n`` samples drawn without replacement, classes in proportion.
+
+    A seeded permutation ranks the samples of each class; the sample of rank :math:`r`
+    in class :math:`c` (of :math:`m_c` samples) gets the key :math:`(r + \tfrac12) / m_c`
+    and the ``n`` smallest keys are taken, so each class gets :math:`n\, m_c / m`
+    samples up to rounding, and a rare class is not left out by chance.
+    """
+    if n < 1:
+        raise ValueError(f"subset must be >= 1, got {n}")
+    perm = np.random.default_rng(seed).permutation(len(y))
+    ys = y[perm]
+    order = np.argsort(ys, kind="stable")
+    counts = np.bincount(ys)
+    rank = np.empty(len(ys))
+    rank[order] = np.arange(len(ys)) - (np.cumsum(counts) - counts)[ys[order]]
+    keys = (rank + 0.5) / counts[ys]
+    return np.sort(perm[np.argsort(keys, kind="stable")[:n]])
+
+
 def digits(test_size: float = 0.2, seed: int = 0) -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1,797 images, pixel values 0..16)."""
     bunch = load_digits()
     X_train, X_test, y_train, y_test = split(bunch.data, bunch.target.astype(np.intp), test_size, seed)
     return Dataset("digits", X_train, y_train, X_test, y_test, [str(c) for c in range(10)], (8, 8))
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    """``folder/stem`` raw or gzipped, also spelled ``train-images.idx3-ubyte`` as some mirrors do."""
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _idx_pair(
+    images_path: Path, labels_path: Path, n_classes: int
+) -> tuple[NDArray[np.uint8], Labels, tuple[int, int]]:
+    """Images flattened to rows (still uint8, no copy), their labels and the image shape, checked."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
+        raise DataError(f"{images_path}: expected uint8 images (count, rows, cols), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise DataError(f"{labels_path}: expected uint8 labels (count,), got {labels.dtype} {labels.shape}")
+    if len(labels) != len(images):
+        raise DataError(f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path.name}")
+    if labels.max() >= n_classes:
+        raise DataError(f"{labels_path}: label {labels.max()} out of range 0..{n_classes - 1}")
+    return images.reshape(len(images), -1), labels.astype(np.intp), (images.shape[1], images.shape[2])
+
+
+def _idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
+    """MNIST-style data: the four IDX files from the first folder holding all of them."""
+    source = IDX_SOURCES[name]
+    base = Path(data_dir) if data_dir is not None else DATA_DIR
+    folders = [base / name, base, *(source.system_dirs if data_dir is None else ())]
+    looked: list[str] = []
+    for folder in folders:
+        found = [_idx_file(folder, stem) for stem in IDX_FILES]
+        if all(p is not None for p in found):
+            break
+        lacking = ", ".join(f"{stem}[.gz]" for stem, p in zip(IDX_FILES, found, strict=True) if p is None)
+        looked.append(f"{folder} ({'lacks ' + lacking if folder.is_dir() else 'no such folder'})")
+    else:
+        raise DataError(f"{name}: IDX files not found, looked in {'; '.join(looked)}; {source.how_to_get}")
+    files = [p for p in found if p is not None]
+    X_train, y_train, shape = _idx_pair(files[0], files[1], len(source.classes))
+    X_test, y_test, test_shape = _idx_pair(files[2], files[3], len(source.classes))
+    if test_shape != shape:
+        raise DataError(f"{files[2]}: {test_shape} images but the training images are {shape}")
+    return Dataset(
+        name, X_train, y_train, X_test, y_test, list(source.classes), shape, {"files": [str(p) for p in files]}
+    )
+
+
+def _find_file(name: str | Path, data_dir: str | Path | None) -> Path:
+    """``name`` as given, else under the data folder."""
+    path = Path(name).expanduser()
+    candidates = [path] if path.is_absolute() else [path, Path(data_dir if data_dir is not None else DATA_DIR) / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{name}: file not found (looked for {' and '.join(str(c) for c in candidates)})")
+
+
+def _class_name(value: Any) -> str:
+    """``3.0`` reads as ``3``; everything else as ``str`` writes it."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _encode_labels(path: Path, raw: NDArray[Any], classes: NDArray[Any] | None = None) -> tuple[NDArray[Any], Labels]:
+    """Map labels of any type onto ``0..K-1`` in sorted order of ``classes`` (default: the distinct ``raw``)."""
+    if raw.dtype.kind == "f" and np.isnan(raw).any():
+        raise DataError(f"{path}: label NaN at sample {int(np.argmax(np.isnan(raw)))}")
+    if classes is None:
+        classes, y = np.unique(raw, return_inverse=True)
+        if len(classes) < 2:
+            raise DataError(f"{path}: a single class ({_class_name(classes[0])}); classification needs at least 2")
+        return classes, y.astype(np.intp)
+    if (raw.dtype.kind in "US") != (classes.dtype.kind in "US"):
+        raise DataError(
+            f"{path}: labels are {'text' if raw.dtype.kind in 'US' else 'numbers'}, unlike the training data's"
+        )
+    y = np.searchsorted(classes, raw)
+    known = classes[np.minimum(y, len(classes) - 1)] == raw
+    if not known.all():
+        unknown = _class_name(raw[np.argmin(known)].item())
+        raise DataError(f"{path}: label {unknown} does not occur in the training data")
+    return classes, y.astype(np.intp)
+
+
+def _features(path: Path, X: NDArray[Any]) -> tuple[NDArray[Any], tuple[int, int] | None]:
+    """Rows of uint8 or float32 features; (m, h, w) images are flattened and keep their shape."""
+    image_shape = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
+    X = X.reshape(len(X), -1)
+    if X.dtype not in (np.uint8, np.float32):
+        X = X.astype(np.float32)
+        if not np.isfinite(X).all():
+            raise DataError(f"{path}: values too large for float32")
+    return X, image_shape
+
+
+def _table_dataset(
+    kind: str,
+    name: str,
+    data_dir: str | Path | None,
+    test_file: str | Path | None,
+    test_size: float,
+    seed: int,
+    label_column: str | int | None,
+    header: bool | None,
+) -> Dataset:
+    """A CSV or NPZ table, with a stratified test split or a separate test file of the same format."""
+
+    def read(path: Path) -> tuple[NDArray[Any], tuple[int, int] | None, NDArray[Any]]:
+        if kind == "csv":
+            X, raw = read_csv(path, label_column, header)
+        elif label_column is not None or header is not None:
+            raise DataError(f"{path}: label column and header options apply to CSV files only")
+        else:
+            X, raw = read_npz(path)
+        return *_features(path, X), raw
+
+    path = _find_file(name, data_dir)
+    X, image_shape, raw = read(path)
+    classes, y = _encode_labels(path, raw)
+    files = [path]
+    if test_file is None:
+        try:
+            X_train, X_test, y_train, y_test = split(X, y, test_size, seed)
+        except ValueError as e:
+            raise DataError(f"{path}: cannot split off a stratified test set of {test_size:g}: {e}") from None
+    else:
+        test_path = _find_file(test_file, data_dir)
+        X_test, test_shape, raw_test = read(test_path)
+        if X_test.shape[1] != X.shape[1] or test_shape != image_shape:
+            raise DataError(f"{test_path}: {X_test.shape[1]} features per sample, the training file has {X.shape[1]}")
+        _, y_test = _encode_labels(test_path, raw_test, classes)
+        X_train, y_train = X, y
+        files.append(test_path)
+    names = [_class_name(c.item()) for c in classes]
+    return Dataset(path.stem, X_train, y_train, X_test, y_test, names, image_shape, {"files": [str(p) for p in files]})
+
+
+def load_dataset(
+    spec: str,
+    *,
+    data_dir: str | Path | None = None,
+    test_file: str | Path | None = None,
+    test_size: float = 0.2,
+    seed: int = 0,
+    label_column: str | int | None = None,
+    header: bool | None = None,
+    subset: int | None = None,
+) -> Dataset:
+    """The dataset named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str
+        ``digits``; ``fashion-mnist`` or ``mnist`` (the four IDX files, raw or gzipped,
+        from ``data_dir`` or ``data/<name>/`` or ``data/``, and for Fashion-MNIST also
+        where Debian's ``dataset-fashion-mnist`` installs them), with their official
+        test sets; ``csv:PATH`` or ``npz:PATH`` (arrays ``X`` and ``y``) for any table.
+    data_dir : str or Path, optional
+        Folder to read IDX files from, and to look in for CSV/NPZ paths not found as given.
+    test_file : str or Path, optional
+        A CSV/NPZ test set in the same format; otherwise a stratified ``test_size``
+        split of the file (IDX datasets always use their official test set).
+    seed : int
+        Seed of the test split and of the subset.
+    label_column, header
+        For CSV files, see :func:`ml_math_nn.readers.read_csv`.
+    subset : int, optional
+        Keep only this many training samples (a seeded stratified draw, see
+        :func:`stratified_subset`); the test set is kept whole.
+
+    Labels of any type become ``0..K-1`` in sorted order; ``class_names`` keeps the originals.
+
+    Raises
+    ------
+    DataError
+        Unknown spec, missing or malformed file (the message names it).
+    """
+    kind, sep, arg = spec.partition(":")
+    if kind in ("csv", "npz") and arg:
+        dataset = _table_dataset(kind, arg, data_dir, test_file, test_size, seed, label_column, header)
+    elif sep or kind not in ("digits", *IDX_SOURCES):
+        raise DataError(f"unknown dataset {spec!r}; choose digits, fashion-mnist, mnist, csv:PATH or npz:PATH")
+    elif test_file is not None or label_column is not None or header is not None:
+        raise DataError(f"{spec}: test file, label column and header options apply to csv:/npz: datasets only")
+    else:
+        dataset = digits(test_size, seed) if kind == "digits" else _idx_dataset(kind, data_dir)
+    if subset is not None and subset < len(dataset.y_train):
+        keep = stratified_subset(dataset.y_train, subset, seed)
+        dataset.X_train, dataset.y_train = dataset.X_train[keep], dataset.y_train[keep]
+    return dataset
