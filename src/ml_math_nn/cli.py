@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .config import TrainConfig, parse_hidden
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR", help="run directory (default: a fresh runs/<timestamp>-<dataset>)")
     train.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
     train.set_defaults(handler=_train)
+    report = sub.add_parser("report", help="one self-contained HTML page of a run, or comparing several runs")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by train")
+    report.add_argument(
+        "--out", metavar="FILE", help="HTML file (default: RUN_DIR/report.html; comparison.html for several runs)"
+    )
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -93,6 +100,15 @@ def _train(args: argparse.Namespace) -> int:
 
 class UsageError(Exception):
     """Invalid options or input: reported in one line with exit code 2."""
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    runs = [Path(d) for d in args.run_dirs]
+    default = runs[0] / "report.html" if len(runs) == 1 else Path("comparison.html")
+    print(f"report written to {write_report(runs, Path(args.out) if args.out else default)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
