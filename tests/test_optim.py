@@ -1,0 +1,362 @@
+"""Optimisers and gradient clipping: PyTorch on the same gradients, the equations, saved state."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ml_math_nn.optim import (
+    OPTIMIZERS,
+    Optimizer,
+    clip_grad_norm,
+    make_optimizer,
+    optimizer_from_config,
+)
+
+SHAPES = {"0.W": (5, 4), "0.b": (4,), "2.W": (4, 3)}
+STEPS = 100
+
+
+def start_params() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {name: rng.normal(size=shape) for name, shape in SHAPES.items()}
+
+
+def grad_sequence(steps: int = STEPS) -> list[dict[str, np.ndarray]]:
+    """Random gradients whose scale varies over four decades, so eps and the moments matter."""
+    rng = np.random.default_rng(11)
+    return [
+        {name: rng.normal(scale=10.0 ** rng.uniform(-3, 1), size=shape) for name, shape in SHAPES.items()}
+        for _ in range(steps)
+    ]
+
+
+def lr_at(step: int, lr: float) -> float:
+    """Halve the rate halfway, as a schedule would between steps, to check lr is read each step."""
+    return lr if step < STEPS // 2 else lr / 2
+
+
+def triples(params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> Iterator[tuple[str, Any, Any]]:
+    return ((name, params[name], grads[name]) for name in params)
+
+
+def run(
+    opt: Optimizer, params: dict[str, np.ndarray], grads: list[dict[str, np.ndarray]], lr: float, first: int = 0
+) -> None:
+    """Steps ``first, first + 1, ...`` with the gradients ``grads``."""
+    for i, g in enumerate(grads, start=first):
+        opt.lr = lr_at(i, lr)
+        opt.step(triples(params, g))
+
+
+def rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+# (our name, our options, torch class, torch options); torch's defaults are spelled out
+# where ours must equal them.
+CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
+    ("sgd", {}, "SGD", {}),
+    ("sgd", {"momentum": 0.9}, "SGD", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, "SGD", {"momentum": 0.9, "nesterov": True}),
+    ("sgd", {"momentum": 0.5, "weight_decay": 0.05}, "SGD", {"momentum": 0.5, "weight_decay": 0.05}),
+    (
+        "sgd",
+        {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+        "SGD",
+        {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+    ),
+    ("adam", {}, "Adam", {}),
+    (
+        "adam",
+        {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01},
+        "Adam",
+        {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01},
+    ),
+    ("adamw", {}, "AdamW", {}),
+    ("adamw", {"weight_decay": 0.1, "betas": (0.5, 0.9)}, "AdamW", {"weight_decay": 0.1, "betas": (0.5, 0.9)}),
+    ("rmsprop", {}, "RMSprop", {"centered": False}),
+    (
+        "rmsprop",
+        {"momentum": 0.9, "weight_decay": 0.01, "alpha": 0.9},
+        "RMSprop",
+        {"momentum": 0.9, "weight_decay": 0.01, "alpha": 0.9},
+    ),
+    ("adagrad", {}, "Adagrad", {}),
+    ("adagrad", {"weight_decay": 0.05, "eps": 1e-6}, "Adagrad", {"weight_decay": 0.05, "eps": 1e-6}),
+]
+IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in options.items()) or 'defaults'}" for name, options, _, _ in CASES]
+LR = {"sgd": 0.05, "adam": 0.01, "adamw": 0.01, "rmsprop": 0.01, "adagrad": 0.1}
+
+
+@pytest.mark.parametrize(("name", "options", "torch_name", "torch_options"), CASES, ids=IDS)
+def test_matches_torch_optim(
+    name: str, options: dict[str, Any], torch_name: str, torch_options: dict[str, Any], torch: ModuleType
+) -> None:
+    """100 steps from the same parameters and gradients: rel. error <= 1e-10 in float64."""
+    params, grads = start_params(), grad_sequence()
+    run(make_optimizer(name, LR[name], **options), params, grads, LR[name])
+
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in start_params().items()}
+    ref = getattr(torch.optim, torch_name)(list(tensors.values()), lr=LR[name], **torch_options)
+    for i, g in enumerate(grads):
+        for group in ref.param_groups:
+            group["lr"] = lr_at(i, LR[name])
+        for k, t in tensors.items():
+            t.grad = torch.tensor(g[k])
+        ref.step()
+    for k, t in tensors.items():
+        assert rel(params[k], t.detach().numpy()) <= 1e-10, k
+        assert not np.allclose(params[k], start_params()[k]), "the parameters must have moved"
+
+
+def test_defaults_are_torchs(torch: ModuleType) -> None:
+    """Every hyperparameter we share with torch has torch's default (lr aside, which we require)."""
+    tensor = [torch.zeros(1)]
+    for name, torch_name in [
+        ("sgd", "SGD"),
+        ("adam", "Adam"),
+        ("adamw", "AdamW"),
+        ("rmsprop", "RMSprop"),
+        ("adagrad", "Adagrad"),
+    ]:
+        ours = make_optimizer(name, 0.1).config()
+        theirs = getattr(torch.optim, torch_name)(tensor, lr=0.1).defaults
+        for key, value in ours.items():
+            if key != "type":
+                assert theirs[key] == (tuple(value) if key == "betas" else value), (name, key)
+
+
+# -- the equations, transcribed one to one ---------------------------------------
+def sgd_eq(p: np.ndarray, gs: list[np.ndarray], lr: float, mu: float, nesterov: bool, wd: float) -> np.ndarray:
+    b = np.zeros_like(p)
+    for g in gs:
+        g = g + wd * p
+        b = mu * b + g
+        p = p - lr * (g + mu * b if nesterov else b)
+    return p
+
+
+def adam_eq(
+    p: np.ndarray, gs: list[np.ndarray], lr: float, b1: float, b2: float, eps: float, wd: float, decoupled: bool
+) -> np.ndarray:
+    m = v = np.zeros_like(p)
+    for t, g in enumerate(gs, start=1):
+        if decoupled:
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return p
+
+
+def rmsprop_eq(
+    p: np.ndarray, gs: list[np.ndarray], lr: float, alpha: float, eps: float, mu: float, wd: float
+) -> np.ndarray:
+    v = b = np.zeros_like(p)
+    for g in gs:
+        g = g + wd * p
+        v = alpha * v + (1 - alpha) * g**2
+        b = mu * b + g / (np.sqrt(v) + eps)
+        p = p - lr * b
+    return p
+
+
+def adagrad_eq(p: np.ndarray, gs: list[np.ndarray], lr: float, eps: float, wd: float) -> np.ndarray:
+    s = np.zeros_like(p)
+    for g in gs:
+        g = g + wd * p
+        s = s + g**2
+        p = p - lr * g / (np.sqrt(s) + eps)
+    return p
+
+
+EQUATIONS: list[tuple[str, dict[str, Any], Callable[..., np.ndarray]]] = [
+    ("sgd", {"momentum": 0.9, "weight_decay": 0.1}, lambda p, gs: sgd_eq(p, gs, 0.1, 0.9, False, 0.1)),
+    ("sgd", {"momentum": 0.8, "nesterov": True}, lambda p, gs: sgd_eq(p, gs, 0.1, 0.8, True, 0.0)),
+    ("adam", {"weight_decay": 0.1, "eps": 1e-3}, lambda p, gs: adam_eq(p, gs, 0.1, 0.9, 0.999, 1e-3, 0.1, False)),
+    ("adamw", {"weight_decay": 0.1, "betas": (0.5, 0.6)}, lambda p, gs: adam_eq(p, gs, 0.1, 0.5, 0.6, 1e-8, 0.1, True)),
+    (
+        "rmsprop",
+        {"momentum": 0.5, "weight_decay": 0.1, "eps": 1e-3},
+        lambda p, gs: rmsprop_eq(p, gs, 0.1, 0.99, 1e-3, 0.5, 0.1),
+    ),
+    ("adagrad", {"weight_decay": 0.1, "eps": 1e-3}, lambda p, gs: adagrad_eq(p, gs, 0.1, 1e-3, 0.1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "equation"), EQUATIONS, ids=[f"{e[0]}-{i}" for i, e in enumerate(EQUATIONS)]
+)
+def test_update_rule_is_its_equation(name: str, options: dict[str, Any], equation: Callable[..., np.ndarray]) -> None:
+    """Four steps agree with the docstring's equations written out directly (no torch needed)."""
+    p0 = np.array([[0.5, -1.0, 2.0], [0.0, 3.0, -0.25]])
+    gs = [np.array([[1.0, -2.0, 0.5], [0.0, 1e-3, -4.0]]) * scale for scale in (1.0, -0.5, 2.0, 0.1)]
+    p = p0.copy()
+    opt = make_optimizer(name, 0.1, **options)
+    for g in gs:
+        opt.step([("w", p, g)])
+    np.testing.assert_allclose(p, equation(p0, gs), rtol=1e-13, atol=1e-15)
+
+
+def test_sgd_momentum_by_hand() -> None:
+    """Two steps of momentum 0.5 on a scalar: velocity 1, then 0.5 * 1 + 2 = 2.5."""
+    p = np.array([1.0])
+    opt = make_optimizer("sgd", 0.1, momentum=0.5)
+    opt.step([("w", p, np.array([1.0]))])
+    assert p[0] == pytest.approx(0.9)
+    opt.step([("w", p, np.array([2.0]))])
+    assert p[0] == pytest.approx(0.9 - 0.25)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_step_reads_but_never_writes_the_gradient(name: str) -> None:
+    params, grads = start_params(), grad_sequence(3)
+    before = [{k: v.copy() for k, v in g.items()} for g in grads]
+    run(make_optimizer(name, 0.1, weight_decay=0.1), params, grads, 0.1)
+    for g, g0 in zip(grads, before, strict=True):
+        for k in g:
+            assert np.array_equal(g[k], g0[k])
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_float32_parameters_stay_float32(name: str) -> None:
+    p = np.ones((3, 2), dtype=np.float32)
+    opt = make_optimizer(name, 0.1, **({"momentum": 0.9} if name in ("sgd", "rmsprop") else {}))
+    for _ in range(3):
+        opt.step([("w", p, np.full((3, 2), 0.5, dtype=np.float32))])
+    assert p.dtype == np.float32
+    assert all(a.dtype == np.float32 for a in opt.state["w"].values())
+
+
+# -- saving and restoring the state ----------------------------------------------
+@pytest.mark.parametrize(("name", "options"), [(c[0], c[1]) for c in CASES], ids=IDS)
+def test_saved_state_resumes_exactly(name: str, options: dict[str, Any]) -> None:
+    """50 steps, state through np.savez/np.load (no pickle) into a new optimiser, 50 more."""
+    grads = grad_sequence()
+    straight = start_params()
+    run(make_optimizer(name, LR[name], **options), straight, grads, LR[name])
+
+    resumed = start_params()
+    first = make_optimizer(name, LR[name], **options)
+    run(first, resumed, grads[: STEPS // 2], LR[name])
+    buffer = io.BytesIO()
+    np.savez(buffer, **first.state_dict())
+    buffer.seek(0)
+    second = optimizer_from_config(json.loads(json.dumps(first.config())))
+    with np.load(buffer, allow_pickle=False) as saved:
+        second.load_state_dict(saved)
+    assert second.t == STEPS // 2
+    assert second.lr == first.lr
+    run(second, resumed, grads[STEPS // 2 :], LR[name], first=STEPS // 2)
+    for k in straight:
+        assert np.array_equal(resumed[k], straight[k]), k
+
+
+def test_state_dict_is_flat_and_copied() -> None:
+    p = np.ones(3)
+    opt = make_optimizer("adam", 0.1)
+    opt.step([("0.W", p, np.ones(3))])
+    state = opt.state_dict()
+    assert sorted(state) == ["lr", "m/0.W", "t", "v/0.W"]
+    assert state["t"] == 1 and state["lr"] == 0.1
+    assert isinstance(state["m/0.W"], np.ndarray)
+    state["m/0.W"][:] = 99.0
+    assert not np.any(opt.state["0.W"]["m"] == 99.0), "state_dict must hand out copies"
+
+
+def test_bad_state_is_refused() -> None:
+    opt = make_optimizer("adam", 0.1)
+    with pytest.raises(ValueError, match="unknown Adam state entry 'momentum/0.W'"):
+        opt.load_state_dict({"t": 1, "lr": 0.1, "momentum/0.W": np.zeros(3)})
+    with pytest.raises(ValueError, match="needs 't' and 'lr'"):
+        opt.load_state_dict({"m/0.W": np.zeros(3)})
+    opt.load_state_dict({"t": 1, "lr": 0.1, "m/0.W": np.zeros(4), "v/0.W": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"optimizer state m/0.W has shape \(4,\) but the parameter has \(3,\)"):
+        opt.step([("0.W", np.ones(3), np.ones(3))])
+
+
+# -- construction ------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_config_round_trips_through_json(name: str) -> None:
+    options = {"weight_decay": 0.2, **({"momentum": 0.3} if name in ("sgd", "rmsprop") else {})}
+    opt = make_optimizer(name, 0.5, **options)
+    config = json.loads(json.dumps(opt.config()))
+    assert config["type"] == name and config["lr"] == 0.5 and config["weight_decay"] == 0.2
+    assert optimizer_from_config(config).config() == config
+    assert repr(opt).startswith(type(opt).__name__ + "(lr=0.5")
+
+
+@pytest.mark.parametrize(
+    ("name", "lr", "options", "message"),
+    [
+        ("lbfgs", 0.1, {}, "unknown optimizer 'lbfgs'; choose one of: sgd, adam, adamw, rmsprop, adagrad"),
+        ("sgd", 0.0, {}, "learning rate must be a finite number > 0, got 0.0"),
+        ("adam", -1.0, {}, "learning rate must be a finite number > 0, got -1.0"),
+        ("sgd", float("nan"), {}, "learning rate must be a finite number > 0"),
+        ("sgd", 0.1, {"momentum": -0.1}, r"SGD momentum must be in \[0, 1\), got -0.1"),
+        ("sgd", 0.1, {"momentum": 1.0}, r"SGD momentum must be in \[0, 1\), got 1.0"),
+        ("sgd", 0.1, {"nesterov": True}, "SGD with nesterov=True needs momentum > 0"),
+        ("sgd", 0.1, {"weight_decay": -1e-4}, "weight decay must be >= 0, got -0.0001"),
+        ("adamw", 0.1, {"weight_decay": -1.0}, "weight decay must be >= 0"),
+        ("adam", 0.1, {"betas": (0.9, 1.0)}, r"Adam beta2 must be in \[0, 1\), got 1.0"),
+        ("adamw", 0.1, {"betas": (-0.1, 0.9)}, r"AdamW beta1 must be in \[0, 1\), got -0.1"),
+        ("adam", 0.1, {"betas": (0.9,)}, r"Adam betas must be a pair \(beta1, beta2\)"),
+        ("adam", 0.1, {"eps": 0.0}, "Adam eps must be > 0, got 0.0"),
+        ("rmsprop", 0.1, {"alpha": 1.0}, r"RMSprop alpha must be in \[0, 1\)"),
+        ("rmsprop", 0.1, {"momentum": -1.0}, r"RMSprop momentum must be in \[0, 1\)"),
+        ("adagrad", 0.1, {"eps": -1.0}, "AdaGrad eps must be > 0"),
+        (
+            "sgd",
+            0.1,
+            {"betas": (0.9, 0.99)},
+            "unknown option.s. betas for optimizer 'sgd'; it takes momentum, nesterov, weight_decay",
+        ),
+    ],
+)
+def test_invalid_settings_are_refused_with_a_clear_message(
+    name: str, lr: float, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_optimizer(name, lr, **options)
+
+
+def test_optimizer_from_config_needs_lr() -> None:
+    with pytest.raises(ValueError, match="optimizer config needs an 'lr'"):
+        optimizer_from_config({"type": "sgd"})
+
+
+# -- gradient clipping ---------------------------------------------------------------
+@pytest.mark.parametrize("max_norm", [0.5, 3.0, 1e3])
+def test_clip_grad_norm_matches_torch(max_norm: float, torch: ModuleType) -> None:
+    params, grads = start_params(), grad_sequence(1)[0]
+    grads = {k: g / np.sqrt(sum(np.sum(v**2) for v in grads.values())) * 4.0 for k, g in grads.items()}  # norm 4
+    tensors = [torch.tensor(v, requires_grad=True) for v in params.values()]
+    for t, g in zip(tensors, grads.values(), strict=True):
+        t.grad = torch.tensor(g)
+    expected = float(torch.nn.utils.clip_grad_norm_(tensors, max_norm))
+
+    norm = clip_grad_norm(triples(params, grads), max_norm)
+    assert norm == pytest.approx(expected, rel=1e-12) and norm == pytest.approx(4.0, rel=1e-12)
+    for t, g in zip(tensors, grads.values(), strict=True):
+        assert rel(g, t.grad.numpy()) <= 1e-12
+    after = np.sqrt(sum(np.sum(g**2) for g in grads.values()))
+    assert after == pytest.approx(min(4.0, max_norm), rel=1e-6)
+
+
+def test_clip_grad_norm_scales_in_place_and_leaves_params() -> None:
+    p, g = np.ones(2), np.array([3.0, 4.0], dtype=np.float32)
+    assert clip_grad_norm([("w", p, g)], 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(g, [0.6, 0.8], rtol=1e-5)
+    assert g.dtype == np.float32 and np.array_equal(p, np.ones(2))
+    with pytest.raises(ValueError, match="max_norm for gradient clipping must be > 0, got 0"):
+        clip_grad_norm([("w", p, g)], 0)
