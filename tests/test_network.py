@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from ml_math_nn.gradcheck import check_network
+from ml_math_nn.layers import ELU, BatchNorm, Dense, Dropout, Sigmoid, Tanh
+from ml_math_nn.losses import softmax
 from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.optim import SGD
+from torch_reference import TOL as TORCH_TOL
+from torch_reference import Twin, rel
 
 
 def batch(rng: np.random.Generator, m: int = 8, n: int = 6, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -121,3 +125,96 @@ def test_predict_proba_rows_sum_to_one(rng: np.random.Generator) -> None:
     p = net.predict_proba(rng.normal(size=(10, 4)), batch_size=3)
     assert p.shape == (10, 2) and p.dtype == np.float32
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+
+
+# Depth, per-layer activations, batch norm, dropout and L2 together: (hidden, activation, batch_norm, dropout, l2).
+ARCHITECTURES = {
+    "gelu-l2": ((5,), "gelu", False, 0.0, 0.1),
+    "tanh-sigmoid-bn": ((7, 5), ["tanh", "sigmoid"], True, 0.0, 0.0),
+    "three-deep-all": ((4, 6, 3), ["leaky_relu", "elu", "gelu"], True, 0.3, 0.05),
+    "relu-dropout-l2": ((6, 4), "relu", False, 0.5, 0.2),
+}
+
+
+def regularised_mlp(name: str, rng: np.random.Generator, m: int) -> Network:
+    """The architecture ``name`` in float64, weights perturbed, dropout masks fixed for a batch of m."""
+    hidden, activation, batch_norm, dropout, l2 = ARCHITECTURES[name]
+    net = build_mlp(6, hidden, 4, rng, activation, np.float64, dropout=dropout, batch_norm=batch_norm, l2=l2)
+    for _, p, _ in net.parameters():
+        p += rng.normal(scale=0.1, size=p.shape)
+    width = 6
+    for layer in net.layers:
+        width = layer.output_dim(width)
+        if isinstance(layer, Dropout):
+            layer.fixed_mask = rng.random((m, width)) >= layer.rate
+        if isinstance(layer, BatchNorm):
+            layer.buffers["running_mean"][:] = rng.normal(size=layer.n_features)
+            layer.buffers["running_var"][:] = rng.uniform(0.5, 2, size=layer.n_features)
+    return net
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_regularised_network_finite_differences(name: str, rng: np.random.Generator) -> None:
+    net = regularised_mlp(name, rng, m=8)
+    results = check_network(net, *batch(rng))
+    assert set(results) == {n for n, _, _ in net.parameters()} | {"input"}
+    assert max(err for _, err in results.values()) <= 1e-7, results
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_regularised_network_matches_pytorch(name: str, torch: ModuleType, rng: np.random.Generator) -> None:
+    """Training: loss, logits, dL/dx, every gradient and running statistic; then evaluation."""
+    net = regularised_mlp(name, rng, m=8)
+    x, y = batch(rng)
+    twin = Twin(torch, net.layers)
+    x_t = torch.tensor(x, requires_grad=True)
+    logits_t = twin.forward(x_t, training=True)
+    penalty_t = net.l2 / 2 * sum((p["W"] ** 2).sum() for p in twin.params if "W" in p)
+    loss_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(y)) + penalty_t
+    loss_t.backward()
+
+    loss, logits = net.loss_and_grads(x, y)
+    grad_x = net.backward(net.loss.backward())  # the same backward again, for dL/dx
+    assert abs(loss - loss_t.item()) <= TORCH_TOL * abs(loss_t.item())
+    assert rel(logits, logits_t.detach().numpy()) <= TORCH_TOL
+    assert rel(grad_x, x_t.grad.numpy()) <= TORCH_TOL
+    errors = twin.errors()
+    assert max(errors.values()) <= TORCH_TOL, errors
+
+    with torch.no_grad():
+        proba_t = torch.softmax(twin.forward(torch.tensor(x), training=False), dim=1)
+    assert rel(net.predict_proba(x), proba_t.numpy()) <= TORCH_TOL
+    np.testing.assert_allclose(net.predict_proba(x), softmax(net.forward(x)), rtol=1e-15)
+
+
+def test_build_mlp_layout(rng: np.random.Generator) -> None:
+    net = build_mlp(4, (3, 2), 5, rng, ["tanh", "elu"], batch_norm=True, dropout=0.5)
+    hidden = [Dense, BatchNorm, Tanh, Dropout, Dense, BatchNorm, ELU, Dropout]
+    assert [type(layer) for layer in net.layers] == [*hidden, Dense]
+    assert [layer.bias for layer in net.layers if isinstance(layer, Dense)] == [False, False, True]
+    assert [type(layer) for layer in build_mlp(4, (3,), 5, rng, "sigmoid").layers] == [Dense, Sigmoid, Dense]
+    assert [type(layer) for layer in build_mlp(4, (), 5, rng).layers] == [Dense]
+
+
+def test_build_mlp_initialisers(rng: np.random.Generator) -> None:
+    def inits(net: Network) -> list[str]:
+        return [layer.init for layer in net.layers if isinstance(layer, Dense)]
+
+    names = ["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"]
+    defaults = inits(build_mlp(3, (3,) * 6, 2, rng, names))
+    assert defaults == ["he_normal"] * 4 + ["glorot_uniform"] * 3  # the last is the output layer
+    assert inits(build_mlp(3, (3, 3), 2, rng, "tanh", init="he_uniform")) == ["he_uniform"] * 3
+
+
+def test_build_mlp_rejects_bad_options(rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match="unknown activation 'swish'; choose one of: relu, leaky_relu, elu, gelu"):
+        build_mlp(4, (3, 3), 2, rng, ["relu", "swish"])
+    with pytest.raises(ValueError, match="got 3 activations for 2 hidden layers"):
+        build_mlp(4, (3, 3), 2, rng, ["relu", "tanh", "elu"])
+    for bad in (-0.5, 1.0):
+        with pytest.raises(ValueError, match=f"dropout must be in \\[0, 1\\), got {bad}"):
+            build_mlp(4, (3,), 2, rng, dropout=bad)
+    with pytest.raises(ValueError, match="unknown initialiser 'lecun_normal'; choose one of: he_normal"):
+        build_mlp(4, (3,), 2, rng, init="lecun_normal")
+    with pytest.raises(ValueError, match="widths must be >= 1"):
+        build_mlp(4, (3, 0), 2, rng)
