@@ -58,9 +58,9 @@ class Optimizer:
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
         if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"learning rate must be a finite number > 0, got {lr}")
+            raise ValueError(f"{type(self).__name__}: learning rate must be a finite number > 0, got {lr}")
         if not weight_decay >= 0:
-            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+            raise ValueError(f"{type(self).__name__}: weight decay must be >= 0, got {weight_decay}")
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.state: dict[str, dict[str, Array]] = {}
