@@ -213,7 +213,8 @@ def read_csv(
 
     def convert(block: list[tuple[int, list[str]]]) -> None:
         try:
-            blocks.append(np.array([[row[c] for c in features] for _, row in block], dtype=np.float32))
+            with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
+                blocks.append(np.array([[row[c] for c in features] for _, row in block], dtype=np.float32))
         except ValueError:
             for line, row in block:
                 for c in features:
@@ -260,9 +261,10 @@ def read_npz(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: not an NPZ archive (a single .npy array?)")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: not an NPZ archive (a single .npy array?)")
+        with loaded as archive:
             missing = [k for k in ("X", "y") if k not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array {missing[0]!r} (has: {', '.join(archive.files) or 'nothing'})")
