@@ -28,6 +28,7 @@ def _check_count(value: int, what: str, minimum: int) -> None:
 
 
 def _check_positive(value: float, what: str) -> None:
+    """Raise unless ``value`` is a finite number > 0 (a rate or a factor)."""
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{what} must be a finite number > 0, got {value}")
 
