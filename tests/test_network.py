@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -12,6 +13,7 @@ from ml_math_nn.layers import ELU, BatchNorm, Dense, Dropout, Sigmoid, Tanh
 from ml_math_nn.losses import softmax
 from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.optim import SGD
+from ml_math_nn.persistence import Model, load_model, save_model
 from torch_reference import TOL as TORCH_TOL
 from torch_reference import Twin, rel
 
@@ -218,3 +220,19 @@ def test_build_mlp_rejects_bad_options(rng: np.random.Generator) -> None:
         build_mlp(4, (3,), 2, rng, init="lecun_normal")
     with pytest.raises(ValueError, match="widths must be >= 1"):
         build_mlp(4, (3, 0), 2, rng)
+
+
+def test_trained_regularised_model_survives_saving(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Batch-norm statistics, the penalty and every layer's options come back from the files."""
+    net = build_mlp(6, (5, 4), 3, rng, ["gelu", "sigmoid"], dropout=0.2, batch_norm=True, l2=0.01)
+    net.set_rng(rng)
+    x, y = batch(rng, m=16, k=3)
+    for _ in range(3):
+        net.loss_and_grads(x.astype(np.float32), y)
+        SGD(0.1).step(net.parameters())
+    save_model(tmp_path, Model(net, ["a", "b", "c"]))
+    loaded = load_model(tmp_path).network
+    assert loaded.config() == net.config()
+    assert all(np.array_equal(loaded.state()[k], v) for k, v in net.state().items())
+    assert not np.array_equal(net.state()["1.running_var"], np.ones(5, dtype=np.float32))  # trained, not initial
+    np.testing.assert_array_equal(loaded.predict_proba(x), net.predict_proba(x))
