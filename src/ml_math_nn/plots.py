@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -205,13 +206,19 @@ def confusion_figure(counts: NDArray[np.int64], class_names: Sequence[str]) -> F
     return fig
 
 
-def _image_grid(fig: Figure, n: int) -> list[Axes]:
-    """The first ``n`` cells of a fixed grid of :data:`MAX_GRID_IMAGES` image axes, without ticks.
+def _image_grid(fig: Figure, n: int, right: float = 0.99) -> list[Axes]:
+    """The first ``n`` cells of a fixed grid of :data:`MAX_GRID_IMAGES` framed image axes, without ticks.
 
-    The grid does not shrink with ``n``, so images keep one size whatever their number.
+    The grid does not shrink with ``n``, so images keep one size whatever their number.  Its
+    margins are fixed (room for a suptitle and two-line titles) rather than solved by
+    constrained layout, which costs seconds on 32 axes.
     """
-    axes = fig.subplots(MAX_GRID_IMAGES // GRID_COLUMNS, GRID_COLUMNS, squeeze=False).ravel()
-    for ax in axes:
+    spacing = {"left": 0.01, "right": right, "bottom": 0.01, "top": 0.9, "wspace": 0.1, "hspace": 0.5}
+    axes = fig.subplots(MAX_GRID_IMAGES // GRID_COLUMNS, GRID_COLUMNS, squeeze=False, gridspec_kw=spacing).ravel()
+    for ax in axes[:n]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[n:]:
         ax.set_axis_off()
     return list(axes[:n])
 
@@ -228,7 +235,7 @@ def misclassified_figure(
     the predicted probability :math:`\max_k \operatorname{softmax}(z)_k`."""
     wrong = np.flatnonzero(y_true != y_pred)
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_GRID_IMAGES]
-    fig = Figure(figsize=FIGURE_SIZES["misclassified.png"], layout="constrained")
+    fig = Figure(figsize=FIGURE_SIZES["misclassified.png"])
     fig.suptitle(
         f"Misclassified test images: {len(shown)} of {len(wrong)} shown (of {len(y_true)} tested), most confident first"
     )
@@ -260,9 +267,9 @@ def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequ
     shown = min(n_out, MAX_GRID_IMAGES)
     labels = list(names) if names is not None else [f"unit {j}" for j in range(n_out)]
     limit = max(float(np.abs(weights[:, :shown]).max()), 1e-12)
-    fig = Figure(figsize=FIGURE_SIZES["first_layer_weights.png"], layout="constrained")
+    fig = Figure(figsize=FIGURE_SIZES["first_layer_weights.png"])
     fig.suptitle(f"First-layer weights as images: {shown} of {n_out} units (red raises, blue lowers the unit)")
-    axes = _image_grid(fig, shown)
+    axes = _image_grid(fig, shown, right=0.9)
     image = None
     for j, ax in enumerate(axes):
         image = ax.imshow(
@@ -270,28 +277,34 @@ def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequ
         )
         ax.set_title(labels[j], fontsize=8)
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="weight (per standardised pixel)")
+        bar = fig.add_axes((0.92, 0.2, 0.015, 0.6))
+        fig.colorbar(image, cax=bar, label="weight (per standardised pixel)")
     return fig
 
 
 def samples_figure(images: Array, labels: Labels, class_names: Sequence[str], image_shape: tuple[int, int]) -> Figure:
     """The first :data:`SAMPLES_PER_CLASS` images of each class (up to :data:`MAX_SAMPLE_CLASSES`
-    classes), one row per class, labelled with the class name."""
+    classes), one row per class, labelled with the class name.
+
+    The images are tiled into one array drawn by a single ``imshow`` (a hundred axes would
+    take seconds to lay out); gaps and missing images are NaN, drawn as background.
+    """
+    h, w = image_shape
     classes = range(min(len(class_names), MAX_SAMPLE_CLASSES))
+    mosaic = np.full((len(classes) * (h + 1) - 1, SAMPLES_PER_CLASS * (w + 1) - 1), np.nan)
+    for k in classes:
+        for i, n in enumerate(np.flatnonzero(labels == k)[:SAMPLES_PER_CLASS]):
+            mosaic[k * (h + 1) : k * (h + 1) + h, i * (w + 1) : i * (w + 1) + w] = images[n].reshape(image_shape)
     fig = Figure(figsize=FIGURE_SIZES["samples.png"], layout="constrained")
-    fig.suptitle(f"Sample training images, {SAMPLES_PER_CLASS} per class")
-    grid = fig.subplots(len(classes), SAMPLES_PER_CLASS, squeeze=False)
-    vmin, vmax = float(images.min()), float(images.max())
-    for k, row in zip(classes, grid, strict=True):
-        members = np.flatnonzero(labels == k)[:SAMPLES_PER_CLASS]
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-        for ax, n in zip(row, members, strict=False):
-            ax.imshow(images[n].reshape(image_shape), cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
-        row[0].set_ylabel(class_names[k], rotation=0, ha="right", va="center", fontsize=9)
+    ax = fig.add_subplot()
+    cmap = colormaps[IMAGE_CMAP].with_extremes(bad="white")
+    ax.imshow(mosaic, cmap=cmap, vmin=float(images.min()), vmax=float(images.max()), interpolation="nearest")
+    ax.set_yticks([k * (h + 1) + (h - 1) / 2 for k in classes], [class_names[k] for k in classes])
+    ax.set_xticks([])
+    ax.tick_params(left=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(f"Sample training images, first {SAMPLES_PER_CLASS} of each class")
     return fig
 
 

@@ -1,0 +1,162 @@
+"""Figures and tables of a run: pixel sizes, non-blank images, and tables that match the predictions."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from ml_math_nn import plots
+from ml_math_nn.config import TrainConfig
+from ml_math_nn.data import Dataset
+from ml_math_nn.experiment import load_dataset, run_training
+from ml_math_nn.persistence import Model
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+IMAGE_FIGURES = ["samples.png", "misclassified.png", "first_layer_weights.png"]
+ALWAYS = ["loss.png", "accuracy.png", "confusion_matrix.png", "confusion_matrix.csv", "per_class_metrics.csv"]
+
+
+@dataclass
+class FakeRun:
+    out: Path
+    model: Model
+    dataset: Dataset
+    X_test: np.ndarray
+    written: list[Path]
+
+
+def short_run(out: Path, hidden: tuple[int, ...] = (16,), epochs: int = 2) -> FakeRun:
+    """A two-epoch digits run, then every figure of it."""
+    config = TrainConfig(epochs=epochs, hidden=hidden, batch_size=64, lr=0.1, seed=1)
+    result = run_training(config, out, lambda _: None)
+    dataset = load_dataset(config)
+    X_test = result.model.transform(dataset.X_test)
+    written = plots.write_run_figures(out, result.model, dataset, X_test, dataset.y_test, result.history)
+    return FakeRun(out, result.model, dataset, X_test, written)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> FakeRun:
+    return short_run(tmp_path_factory.mktemp("run"))
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_every_file_is_written(run: FakeRun) -> None:
+    assert sorted(p.name for p in run.written) == sorted(ALWAYS + IMAGE_FIGURES)
+    assert all(p.parent == run.out and p.is_file() for p in run.written)
+
+
+@pytest.mark.parametrize("name", [n for n in plots.FIGURE_SIZES])
+def test_each_png_has_its_size_and_is_not_blank(run: FakeRun, name: str) -> None:
+    path = run.out / name
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    pixels = imread(path)
+    width, height = plots.FIGURE_SIZES[name]
+    assert pixels.shape[:2] == (round(height * plots.DPI), round(width * plots.DPI))
+    assert pixels.shape[1] <= 1200 and pixels.shape[0] <= 800, "fits a laptop screen"
+    gray = pixels[..., :3].mean(axis=2)
+    assert (gray < 0.5).mean() > 0.005, "some dark ink (text, lines, images)"
+    assert gray.std() > 0.05 and len(np.unique(np.round(gray, 2))) > 20, "more than a few flat tones"
+
+
+def test_confusion_csv_matches_the_predictions(run: FakeRun) -> None:
+    y = run.dataset.y_test
+    pred = run.model.network.predict(run.X_test)
+    rows = read_csv(run.out / "confusion_matrix.csv")
+    assert rows[0] == ["true \\ predicted", *run.model.class_names]
+    assert [r[0] for r in rows[1:]] == run.model.class_names
+    counts = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
+    expected = np.zeros((10, 10), dtype=int)
+    np.add.at(expected, (y, pred), 1)
+    assert np.array_equal(counts, expected)
+    assert counts.sum() == len(y) == 360
+    assert np.trace(counts) == int((pred == y).sum())
+
+
+def test_per_class_csv_matches_the_predictions(run: FakeRun) -> None:
+    y = run.dataset.y_test
+    pred = run.model.network.predict(run.X_test)
+    rows = read_csv(run.out / "per_class_metrics.csv")
+    assert rows[0] == ["class", "precision", "recall", "f1", "support"]
+    table = {r[0]: [float(v) for v in r[1:]] for r in rows[1:]}
+    assert list(table) == [*run.model.class_names, "macro avg", "weighted avg"]
+    f1s = []
+    for k, name in enumerate(run.model.class_names):
+        tp = np.sum((pred == k) & (y == k))
+        precision = tp / max(np.sum(pred == k), 1)
+        recall = tp / np.sum(y == k)
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        f1s.append(f1)
+        assert table[name] == pytest.approx([precision, recall, f1, np.sum(y == k)], abs=1e-12)
+    assert table["macro avg"][2] == pytest.approx(np.mean(f1s), abs=1e-12)
+    assert table["weighted avg"][3] == len(y)
+
+
+def test_tabular_data_gets_no_image_figures(run: FakeRun, tmp_path: Path) -> None:
+    tabular = replace(run.dataset, image_shape=None)
+    written = plots.write_run_figures(tmp_path, run.model, tabular, run.X_test, tabular.y_test, [])
+    assert sorted(p.name for p in written) == sorted(ALWAYS)
+
+
+def test_mismatched_test_set_is_refused(run: FakeRun, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"test set: 360 rows and 3 labels"):
+        plots.write_run_figures(tmp_path, run.model, run.dataset, run.X_test, run.dataset.y_test[:3], [])
+
+
+def test_misclassified_shows_the_most_confident_mistakes_first() -> None:
+    names = ["cat", "dog", "bird"]
+    images = np.arange(5 * 4, dtype=np.float64).reshape(5, 4)
+    y_true = np.array([0, 1, 2, 0, 1])
+    y_pred = np.array([1, 1, 0, 2, 0])  # rows 0, 2, 3, 4 are wrong
+    confidence = np.array([0.5, 0.99, 0.9, 0.7, 0.6])
+    fig = plots.misclassified_figure(images, y_true, y_pred, confidence, names, (2, 2))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [
+        "true: bird\npred: cat (90%)",
+        "true: cat\npred: bird (70%)",
+        "true: dog\npred: cat (60%)",
+        "true: cat\npred: dog (50%)",
+    ]
+    assert "4 of 4 shown (of 5 tested)" in fig.get_suptitle()
+
+
+def test_no_mistakes_still_draws_a_message() -> None:
+    y = np.array([0, 1])
+    fig = plots.misclassified_figure(np.ones((2, 4)), y, y, np.ones(2), ["a", "b"], (2, 2))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["every test image is classified correctly"]
+
+
+def test_first_layer_units_are_named_by_class_without_hidden_layers() -> None:
+    weights = np.linspace(-1, 1, 4 * 3).reshape(4, 3)
+    fig = plots.first_layer_figure(weights, (2, 2), ["a", "b", "c"])
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"first layer has 4 inputs, which is not an image of shape \(3, 3\)"):
+        plots.first_layer_figure(weights, (3, 3))
+
+
+def test_curves_have_one_labelled_line_per_split() -> None:
+    history = [
+        {"epoch": 1.0, "train_loss": 2.0, "val_loss": 2.1, "test_loss": 2.2},
+        {"epoch": 2.0, "train_loss": 1.0, "val_loss": 1.1, "test_loss": 1.2},
+    ]
+    ax = plots.curves_figure(history, "loss", "t", "nats").axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["train", "val", "test"]
+    assert ax.get_xlabel().startswith("epoch") and ax.get_ylabel() == "nats"
+    overlaid = plots.comparison_curves_figure({"a": history, "b": history[:1]}, "loss", "t", "nats").axes[0]
+    labels = [line.get_label() for line in overlaid.get_lines()]
+    assert labels == ["a train", "a val", "a test", "b train", "b val", "b test"]
+
+
+def test_per_class_rows_report_zero_for_a_class_never_predicted() -> None:
+    rows = plots.per_class_rows(np.array([0, 1, 1]), np.array([0, 0, 0]), ["x", "y"])
+    assert rows[1] == {"class": "y", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert rows[0]["precision"] == pytest.approx(1 / 3) and rows[0]["recall"] == 1.0

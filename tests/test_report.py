@@ -1,0 +1,142 @@
+"""HTML reports: well-formed, self-contained, every figure embedded, the run's numbers present."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from ml_math_nn.cli import main
+from ml_math_nn.report import read_run, write_report
+from test_plots import FakeRun, short_run
+
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class Page(HTMLParser):
+    """Collects images, links, table rows and text, and checks that every tag is closed in order."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.images: list[str] = []
+        self.urls: list[str] = []
+        self.rows: list[tuple[str, list[str]]] = []  # (css class, cell texts)
+        self.text: list[str] = []
+        self.feed(text)
+        self.close()
+        assert self.stack == [], f"unclosed tags {self.stack}"
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img":
+            self.images.append(values["src"] or "")
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "action", "srcset", "poster")]
+        if tag == "tr":
+            self.rows.append((values.get("class") or "", []))
+        if tag in ("td", "th"):
+            self.rows[-1][1].append("")
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self.stack and self.stack[-1] in ("td", "th"):
+            self.rows[-1][1][-1] += data
+
+    def row(self, heading: str) -> tuple[str, list[str]]:
+        return next(r for r in self.rows if r[1] and r[1][0] == heading)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[FakeRun]:
+    root = tmp_path_factory.mktemp("runs")
+    return [short_run(root / "wide", hidden=(16,)), short_run(root / "linear", hidden=(), epochs=3)]
+
+
+def assert_self_contained(page: Page, html: str) -> None:
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert not [u for u in page.urls if not u.startswith("data:")], "only data: URIs"
+    assert not re.search(r"url\(|@import|<script|<link", html), "no external style, script or font"
+
+
+def test_single_run_report(runs: list[FakeRun], tmp_path: Path) -> None:
+    run = runs[0]
+    out = write_report([run.out], tmp_path / "report.html")
+    html = out.read_text(encoding="utf-8")
+    page = Page(html)
+    assert_self_contained(page, html)
+
+    pngs = {p.name: p.read_bytes() for p in run.out.glob("*.png")}
+    assert len(pngs) == 6
+    embedded = [base64.b64decode(src.split(",", 1)[1], validate=True) for src in page.images]
+    assert sorted(embedded) == sorted(pngs.values()), "every figure of the run, byte for byte"
+
+    summary = json.loads((run.out / "summary.json").read_text())
+    for metric in ("test_acc", "test_loss", "train_acc", "train_loss"):
+        assert page.row(metric)[1] == [metric, f"{summary['final'][metric]:.4g}"]
+    assert page.row("hidden")[1] == ["hidden", "[16]"]
+    assert page.row("lr")[1] == ["lr", "0.1"]
+    per_class = (run.out / "per_class_metrics.csv").read_text().splitlines()
+    first = per_class[1].split(",")
+    assert page.row(first[0])[1] == [first[0], *(f"{float(v):.4g}" for v in first[1:4]), first[4]]
+
+
+def test_comparison_report(runs: list[FakeRun], tmp_path: Path) -> None:
+    wide, linear = runs
+    out = write_report([wide.out, linear.out], tmp_path / "compare.html")
+    html = out.read_text(encoding="utf-8")
+    page = Page(html)
+    assert_self_contained(page, html)
+    assert "Comparison of 2 runs" in "".join(page.text)
+    # Two overlaid curve figures, then each run's six figures.
+    assert len(page.images) == 2 + 6 + 6
+
+    assert page.rows[0][1] == ["metric", "wide", "linear"]
+    finals = [json.loads((r.out / "summary.json").read_text())["final"] for r in runs]
+    cells = page.row("test_acc")[1]
+    assert cells == ["test_acc", *(f"{f['test_acc']:.4g}" for f in finals)]
+
+    assert page.row("hidden") == ("diff", ["hidden", "[16]", "[]"])
+    assert page.row("epochs") == ("diff", ["epochs", "2", "3"])
+    assert page.row("seed") == ("", ["seed", "1", "1"])
+    assert "2 option(s) differ" in html
+
+
+def test_best_metric_is_marked(runs: list[FakeRun], tmp_path: Path) -> None:
+    html = write_report([r.out for r in runs], tmp_path / "c.html").read_text()
+    finals = [json.loads((r.out / "summary.json").read_text())["final"]["test_loss"] for r in runs]
+    best = f"{min(finals):.4g}"
+    assert f'<td class="best">{best}</td>' in html
+
+
+def test_cli_report_writes_beside_the_run_by_default(runs: list[FakeRun], capsys: pytest.CaptureFixture[str]) -> None:
+    run = runs[1]
+    assert main(["report", str(run.out)]) == 0
+    assert (run.out / "report.html").is_file()
+    assert capsys.readouterr().out.strip().endswith("report.html")
+
+
+def test_cli_report_compares_runs(runs: list[FakeRun], tmp_path: Path) -> None:
+    out = tmp_path / "both.html"
+    assert main(["report", str(runs[0].out), str(runs[1].out), "--out", str(out)]) == 0
+    assert "Comparison of 2 runs" in out.read_text()
+
+
+def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ml-math-nn: error: {tmp_path}: not a run directory (no summary.json)\n"
+    (tmp_path / "summary.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"summary.json: not valid JSON"):
+        read_run(tmp_path)
+    with pytest.raises(ValueError, match="at least one run directory"):
+        write_report([], tmp_path / "x.html")
