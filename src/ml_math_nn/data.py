@@ -120,15 +120,18 @@ class Standardizer:
             raise ValueError(f"cannot fit scaling on an array of shape {x.shape}: expected (samples, features)")
         axis = 0 if per_feature else None
         count, mean, m2 = 0, np.zeros(x.shape[1] if per_feature else ()), np.zeros(x.shape[1] if per_feature else ())
+        buffer = np.empty((min(rows, len(x)), x.shape[1]))  # the one float64 chunk, reused
         for start in range(0, len(x), rows):
-            chunk = x[start : start + rows].astype(np.float64)
+            chunk = buffer[: len(x) - start]
+            chunk[...] = x[start : start + rows]
             n = len(chunk) if per_feature else chunk.size
             chunk_mean = chunk.mean(axis=axis)
             chunk -= chunk_mean
+            np.square(chunk, out=chunk)  # in place: one float64 chunk is all the memory this takes
             delta = chunk_mean - mean
             total = count + n
             mean = mean + delta * (n / total)
-            m2 = m2 + np.square(chunk).sum(axis=axis) + delta**2 * (count * n / total)
+            m2 = m2 + chunk.sum(axis=axis) + delta**2 * (count * n / total)
             count = total
         std = np.broadcast_to(np.sqrt(m2 / count), x.shape[1:]).copy()
         std[std == 0] = 1.0
@@ -253,9 +256,8 @@ def _encode_labels(path: Path, raw: NDArray[Any], classes: NDArray[Any] | None =
             raise DataError(f"{path}: a single class ({_class_name(classes[0])}); classification needs at least 2")
         return classes, y.astype(np.intp)
     if (raw.dtype.kind in "US") != (classes.dtype.kind in "US"):
-        raise DataError(
-            f"{path}: labels are {'text' if raw.dtype.kind in 'US' else 'numbers'}, unlike the training data's"
-        )
+        kind = "text" if raw.dtype.kind in "US" else "numbers"
+        raise DataError(f"{path}: labels are {kind}, unlike those of the training data")
     y = np.searchsorted(classes, raw)
     known = classes[np.minimum(y, len(classes) - 1)] == raw
     if not known.all():

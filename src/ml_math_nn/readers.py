@@ -175,7 +175,7 @@ def read_csv(
     header : bool or None
         Whether the first row names the columns.  ``None`` guesses: it is a header
         when some column holds a non-number there but a number in the next row
-        (or when it is the only row and holds a non-number).
+        (or, in a one-row file, when no cell is a number).
 
     Returns
     -------
@@ -196,10 +196,12 @@ def read_csv(
         raise DataError(f"{path}: empty file (no rows)")
     second = next(rows, None)
     if header is None:
-        header = any(
-            not _is_number(a) and (second is None or (b < len(second[1]) and _is_number(second[1][b])))
-            for b, a in enumerate(first[1])
-        )
+        if second is None:
+            header = not any(_is_number(cell) for cell in first[1])
+        else:
+            header = any(
+                not _is_number(a) and b < len(second[1]) and _is_number(second[1][b]) for b, a in enumerate(first[1])
+            )
     names = [cell.strip() for cell in first[1]] if header else None
     n_cols = len(first[1])
     if n_cols < 2:
