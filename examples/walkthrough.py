@@ -1,0 +1,111 @@
+"""One digit through a 64-8-10 network: forward pass, loss, backward pass, one SGD step.
+
+Run ``python examples/walkthrough.py``.  ``docs/walkthrough.md`` quotes what it prints,
+and ``tests/test_docs.py`` checks that every number quoted there is printed here.
+
+Every step calls the library's own layers, then checks the result against the formula
+of ``docs/math.md`` written out by hand, so the printed numbers are both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from ml_math_nn import data
+from ml_math_nn.losses import softmax
+from ml_math_nn.network import build_mlp
+from ml_math_nn.optim import SGD
+
+SEED = 0
+HIDDEN = 8
+LR = 0.05  # the default learning rate of `ml-math-nn train`
+
+
+def fmt(values: Iterable[float], spec: str = "+.4f") -> str:
+    """One line of numbers in a fixed format, so the output is the same on every machine."""
+    # Adding 0.0 turns -0.0 (a ReLU-masked negative) into 0.0, which prints without a sign flip.
+    return " ".join(format(float(v) + 0.0, spec) for v in values)
+
+
+def show(name: str, values: np.ndarray, spec: str = "+.4f") -> None:
+    """Print a vector on one line, or a matrix one row per line, under ``name``."""
+    rows = np.atleast_2d(values)
+    print(f"{name} {values.shape}:")
+    for row in rows:
+        print("  " + fmt(row, spec))
+
+
+def main() -> None:
+    digits = load_digits()
+    pixels, label = digits.data[0], int(digits.target[0])
+    # Scale exactly as training does: one mean and one std over all pixels of the training split.
+    train = data.digits(test_size=0.2, seed=SEED)
+    scaler = data.Standardizer.fit(train.X_train, np.float64, per_feature=False)
+    x = scaler.transform(pixels[None, :])
+    y = np.array([label])
+    onehot = np.eye(10)[y]
+
+    print("== input ==")
+    print(f"digit 0 of load_digits(), label y = {label}")
+    show("pixels", pixels.reshape(8, 8), "2.0f")
+    print(f"scaling: mean {float(scaler.mean[0]):.4f}, std {float(scaler.scale[0]):.4f}")
+    show("x = (pixels - mean) / std", x.reshape(8, 8), "+.2f")
+
+    net = build_mlp(64, (HIDDEN,), 10, np.random.default_rng(SEED), dtype=np.float64)
+    dense1, relu, dense2 = net.layers
+    W1, b1 = dense1.params["W"], dense1.params["b"]
+    W2, b2 = dense2.params["W"], dense2.params["b"]
+
+    print("\n== forward ==")
+    z1 = dense1.forward(x, training=True)
+    np.testing.assert_allclose(z1, x @ W1 + b1, rtol=1e-13)
+    show("z1 = x W1 + b1", z1)
+    a1 = relu.forward(z1, training=True)
+    np.testing.assert_array_equal(a1, np.maximum(z1, 0))
+    show("a1 = max(0, z1)", a1)
+    z2 = dense2.forward(a1, training=True)
+    show("z2 = a1 W2 + b2 (logits)", z2)
+    loss = net.loss.forward(z2, y)
+    probs = softmax(z2)
+    np.testing.assert_allclose(probs, np.exp(z2) / np.exp(z2).sum(), rtol=1e-13)
+    show("a2 = softmax(z2)", probs)
+    np.testing.assert_allclose(loss, -np.log(probs[0, label]), rtol=1e-13)
+    print(f"loss = -log a2[{label}] = {loss:.6f}")
+    print(f"prediction = {int(probs.argmax())}")
+
+    print("\n== backward ==")
+    dz2 = net.loss.backward()
+    np.testing.assert_allclose(dz2, probs - onehot, rtol=1e-13, atol=1e-16)
+    show("dz2 = a2 - y (m = 1)", dz2)
+    da1 = dense2.backward(dz2)
+    np.testing.assert_allclose(dense2.grads["W"], a1.T @ dz2, rtol=1e-13, atol=1e-16)
+    show("dW2 = a1^T dz2", dense2.grads["W"])
+    show("db2 = dz2", dense2.grads["b"])
+    np.testing.assert_allclose(da1, dz2 @ W2.T, rtol=1e-13)
+    show("da1 = dz2 W2^T", da1)
+    dz1 = relu.backward(da1)
+    np.testing.assert_array_equal(dz1, da1 * (z1 > 0))
+    show("dz1 = da1 * [z1 > 0]", dz1)
+    dense1.backward(dz1)
+    # dW1 = x^T dz1 is 64 x 8: each row is dz1 scaled by one pixel. Two rows show it.
+    for k in (0, 3):
+        np.testing.assert_allclose(dense1.grads["W"][k], x[0, k] * dz1[0], rtol=1e-13, atol=1e-16)
+        show(f"dW1[{k}] = x[{k}] dz1 = {x[0, k]:+.4f} dz1", dense1.grads["W"][k])
+    show("db1 = dz1", dense1.grads["b"])
+
+    print("\n== one SGD step ==")
+    before = b2.copy()
+    SGD(LR).step(net.parameters())
+    np.testing.assert_allclose(b2, before - LR * dz2[0], rtol=1e-13)
+    print(f"theta <- theta - {LR} * grad, for W1, b1, W2, b2")
+    show("b2 after the step", b2)
+    new_loss = net.loss.forward(net.forward(x), y)
+    show("softmax(z2) after the step", softmax(net.forward(x)))
+    print(f"loss {loss:.6f} -> {new_loss:.6f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The docs stay true to the code.
+
+* Every link of ``docs/*.md`` resolves.  A link to a Python file either shows the file's
+  path or names a symbol in backticks: in ``src/``
+  (``[`Dense.backward`](../src/ml_math_nn/layers.py)``) an attribute that module defines,
+  in ``tests/`` a test function (or class) of that file.  Every relative link points to
+  an existing file, and its ``#anchor`` to a heading of that file.
+* The numbers of ``docs/walkthrough.md`` are the ones ``examples/walkthrough.py`` prints:
+  each ``text`` block verbatim, and every decimal number quoted in the prose.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+SYMBOL = re.compile(r"`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)`")
+HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.MULTILINE)
+TEXT_BLOCK = re.compile(r"^```text\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(r"^```.*?^```$", re.MULTILINE | re.DOTALL)
+DECIMAL = re.compile(r"\d+\.\d{3,}")
+
+
+def doc_links() -> list[tuple[str, str, str]]:
+    """``(document, link text, target)`` for every relative link of every doc."""
+    out = []
+    for doc in DOCS:
+        for text, target in LINK.findall(doc.read_text(encoding="utf-8")):
+            if not target.startswith(("http://", "https://", "mailto:")):
+                out.append((doc.name, text, target))
+    return out
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+@cache
+def defined_tests(path: Path) -> frozenset[str]:
+    """Top-level functions and classes of a test file, and ``Class.method`` for methods."""
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}.{f.name}" for f in node.body if isinstance(f, ast.FunctionDef)}
+    return frozenset(names)
+
+
+def check_symbol(symbol: str, path: Path) -> None:
+    relative = path.relative_to(ROOT)
+    if relative.parts[0] == "tests":
+        assert symbol in defined_tests(path), f"{relative} has no test {symbol}"
+        return
+    module_name = ".".join(path.relative_to(ROOT / "src").with_suffix("").parts)
+    obj: object = importlib.import_module(module_name)
+    head, *rest = symbol.split(".")
+    obj = getattr(obj, head, None)
+    assert obj is not None, f"{module_name} has no {head}"
+    assert getattr(obj, "__module__", module_name) == module_name, f"{head} is only imported into {module_name}"
+    for part in rest:
+        obj = getattr(obj, part, None)
+        assert obj is not None, f"{module_name}.{symbol} does not exist"
+
+
+@pytest.mark.parametrize("doc,text,target", doc_links(), ids=lambda v: str(v))
+def test_link_resolves(doc: str, text: str, target: str) -> None:
+    file_part, _, anchor = target.partition("#")
+    path = (ROOT / "docs" / file_part).resolve() if file_part else ROOT / "docs" / doc
+    assert path.exists(), f"{doc}: link [{text}] points to a missing file {file_part}"
+    symbol = SYMBOL.fullmatch(text)
+    if symbol and path.suffix == ".py":
+        check_symbol(symbol.group(1), path)
+    elif path.suffix == ".py":
+        assert text.strip("`").endswith(path.name), f"{doc}: [{text}] names neither a symbol nor {path.name}"
+    if anchor:
+        headings = HEADING.findall(FENCE.sub("", path.read_text(encoding="utf-8")))
+        assert anchor in {github_slug(h) for h in headings}, f"{doc}: no heading for #{anchor} in {path.name}"
+
+
+def test_links_are_found() -> None:
+    """Guards the parametrisation above: an empty list would pass vacuously."""
+    targets = [target for doc, _, target in doc_links() if doc == "math.md"]
+    assert sum(t.startswith("../src/") for t in targets) >= 30
+    assert sum(t.startswith("../tests/") for t in targets) >= 10
+
+
+@pytest.fixture(scope="module")
+def walkthrough_output() -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "walkthrough.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_walkthrough_blocks_are_the_script_output(walkthrough_output: str) -> None:
+    blocks = TEXT_BLOCK.findall((ROOT / "docs" / "walkthrough.md").read_text(encoding="utf-8"))
+    assert len(blocks) >= 4
+    for block in blocks:
+        assert block in walkthrough_output, f"this block is not what examples/walkthrough.py prints:\n{block}"
+
+
+def test_walkthrough_prose_numbers_are_printed(walkthrough_output: str) -> None:
+    prose = FENCE.sub("", (ROOT / "docs" / "walkthrough.md").read_text(encoding="utf-8"))
+    numbers = DECIMAL.findall(prose)
+    assert numbers, "the walkthrough quotes no numbers in its prose"
+    missing = [n for n in numbers if n not in walkthrough_output]
+    assert not missing, f"numbers quoted in docs/walkthrough.md but not printed by the script: {missing}"
