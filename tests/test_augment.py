@@ -20,8 +20,9 @@ def test_each_image_is_its_original_shifted_by_at_most_one_pixel() -> None:
         for dr in (-1, 0, 1):
             for dc in (-1, 0, 1):
                 expected = np.full((5, 6), -7.0)
-                expected[max(dr, 0):5 + min(dr, 0), max(dc, 0):6 + min(dc, 0)] = \
-                    orig[max(-dr, 0):5 + min(-dr, 0), max(-dc, 0):6 + min(-dc, 0)]
+                expected[max(dr, 0) : 5 + min(dr, 0), max(dc, 0) : 6 + min(dc, 0)] = orig[
+                    max(-dr, 0) : 5 + min(-dr, 0), max(-dc, 0) : 6 + min(-dc, 0)
+                ]
                 matches.append(np.array_equal(new, expected))
         assert sum(matches) == 1
         moved += not matches[4]

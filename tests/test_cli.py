@@ -47,11 +47,12 @@ def test_train_writes_every_record(tmp_path: Path, capsys: pytest.CaptureFixture
     with open(out / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    assert list(rows[0]) == ["epoch", "train_loss", "test_loss", "train_acc", "test_acc"]
+    assert list(rows[0])[:5] == ["epoch", "train_loss", "test_loss", "train_acc", "test_acc"]
+    assert [float(r["lr"]) for r in rows] == [0.1, 0.1, 0.1]
     assert all(0 <= float(r["test_acc"]) <= 1 for r in rows)
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"] == {
+    expected = {
         "dataset": "digits",
         "hidden": [16],
         "activation": "relu",
@@ -61,7 +62,10 @@ def test_train_writes_every_record(tmp_path: Path, capsys: pytest.CaptureFixture
         "seed": 3,
         "test_size": 0.25,
         "dtype": "float32",
+        "optimizer": "sgd",
     }
+    assert {k: summary["config"][k] for k in expected} == expected
+    assert (out / "config.toml").read_text().count("\n") == len(summary["config"]) + 1
     assert summary["seed"] == 3 and summary["wall_time_s"] > 0
     assert summary["final"]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]))
     assert summary["dataset"]["n_test"] == 450

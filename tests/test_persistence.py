@@ -68,8 +68,14 @@ def test_tampered_array_fails_checksum(model: Model, tmp_path: Path) -> None:
 def test_arrays_are_checked_against_the_config(model: Model, tmp_path: Path) -> None:
     """A file whose checksum is consistent but whose arrays do not fit the architecture."""
     arrays = model.arrays()
-    meta = {"format": FORMAT, "version": VERSION, "network": model.network.config(),
-            "class_names": model.class_names, "scaler": True, "meta": {}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "network": model.network.config(),
+        "class_names": model.class_names,
+        "scaler": True,
+        "meta": {},
+    }
     bad = {**arrays, "0.W": np.zeros((2, 2), np.float32)}
     write_npz(tmp_path / "model.npz", bad, {**meta, "checksum": checksum(bad)})
     with pytest.raises(ModelFileError, match="'0.W' has shape"):

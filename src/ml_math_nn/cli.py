@@ -1,28 +1,39 @@
 """The ``ml-math-nn`` command line.
 
-Exit codes: 0 success, 2 usage or input errors (one line on stderr), 1 a failure
-during a run.  ``--debug`` shows the traceback instead.
+Exit codes: 0 success; 2 usage or input errors (bad options, bad files), reported in one
+line on stderr; 1 a failure during a run (e.g. a diverging loss).  ``--debug`` shows the
+traceback instead of the one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from . import __version__
-from .config import TrainConfig, parse_hidden
-from .experiment import run_training
+from .config import (
+    ACTIVATION_NAMES,
+    MONITOR_NAMES,
+    OPTIMIZER_NAMES,
+    SCHEDULE_NAMES,
+    TrainConfig,
+    load_config,
+    parse_hidden,
+)
+from .experiment import Interrupted
 
 DEFAULTS = TrainConfig()
 
 
-def _positive_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+class UsageError(ValueError):
+    """Invalid options or input: reported in one line with exit code 2."""
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -30,6 +41,84 @@ def _hidden(text: str) -> tuple[int, ...]:
         return parse_hidden(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# (flag, TrainConfig field, argparse keyword arguments); the default shown is the field's.
+TRAIN_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    ("--dataset", "dataset", {"metavar": "NAME", "help": "digits, fashion-mnist, mnist, csv:PATH or npz:PATH"}),
+    ("--data-dir", "data_dir", {"metavar": "DIR", "help": "folder holding the dataset's files (default: data/)"}),
+    ("--test-file", "test_file", {"metavar": "FILE", "help": "separate test file for csv:/npz: datasets"}),
+    ("--label-column", "label_column", {"metavar": "COL", "help": "CSV label column, by name or index"}),
+    ("--subset", "subset", {"type": int, "metavar": "N", "help": "train on N samples of the training set"}),
+    ("--test-size", "test_size", {"type": float, "help": "stratified fraction held out for testing"}),
+    ("--val-size", "val_size", {"type": float, "help": "fraction of the training data held out for validation"}),
+    ("--augment", "augment", {"action": argparse.BooleanOptionalAction, "help": "random one-pixel shifts of images"}),
+    ("--hidden", "hidden", {"type": _hidden, "help": "hidden layer widths, comma-separated, e.g. 256,128"}),
+    (
+        "--activation",
+        "activation",
+        {"help": f"one of {', '.join(ACTIVATION_NAMES)}, or one per hidden layer, comma-separated"},
+    ),
+    ("--init", "init", {"help": "he_normal, he_uniform, glorot_normal, glorot_uniform (default: per activation)"}),
+    ("--dropout", "dropout", {"type": float, "help": "inverted dropout rate after each hidden layer"}),
+    ("--batch-norm", "batch_norm", {"action": argparse.BooleanOptionalAction, "help": "batch normalisation"}),
+    ("--l2", "l2", {"type": float, "help": "L2 penalty (l2/2)*sum ||W||^2 added to the loss"}),
+    ("--dtype", "dtype", {"choices": ["float32", "float64"], "help": "floating type"}),
+    ("--optimizer", "optimizer", {"choices": OPTIMIZER_NAMES, "help": "update rule"}),
+    ("--lr", "lr", {"type": float, "help": "(initial) learning rate"}),
+    ("--momentum", "momentum", {"type": float, "help": "momentum of sgd and rmsprop"}),
+    ("--nesterov", "nesterov", {"action": argparse.BooleanOptionalAction, "help": "Nesterov momentum (sgd)"}),
+    ("--beta1", "beta1", {"type": float, "help": "Adam's first-moment decay"}),
+    ("--beta2", "beta2", {"type": float, "help": "Adam's second-moment decay"}),
+    ("--weight-decay", "weight_decay", {"type": float, "help": "weight decay (decoupled for adamw)"}),
+    ("--clip-norm", "clip_norm", {"type": float, "help": "clip the gradients' global L2 norm to this"}),
+    ("--schedule", "schedule", {"choices": SCHEDULE_NAMES, "help": "learning-rate schedule"}),
+    ("--warmup-epochs", "warmup_epochs", {"type": int, "help": "linear warm-up epochs before the schedule"}),
+    ("--step-size", "step_size", {"type": int, "help": "epochs between decays of the step schedule"}),
+    ("--gamma", "gamma", {"type": float, "help": "decay factor of step, exponential and plateau schedules"}),
+    ("--min-lr", "min_lr", {"type": float, "help": "floor of the cosine and plateau schedules"}),
+    ("--plateau-patience", "plateau_patience", {"type": int, "help": "epochs without improvement before a decay"}),
+    ("--epochs", "epochs", {"type": int, "help": "passes over the training set"}),
+    ("--batch-size", "batch_size", {"type": int, "help": "samples per mini-batch"}),
+    ("--seed", "seed", {"type": int, "help": "the one seed of all randomness"}),
+    (
+        "--early-stopping",
+        "early_stopping",
+        {"action": argparse.BooleanOptionalAction, "help": "stop when --monitor stops improving; keep the best"},
+    ),
+    ("--patience", "patience", {"type": int, "help": "epochs without improvement before early stopping"}),
+    ("--monitor", "monitor", {"choices": MONITOR_NAMES, "help": "validation metric for early stopping"}),
+    (
+        "--checkpoint-every",
+        "checkpoint_every",
+        {"type": int, "metavar": "N", "help": "save a checkpoint every N epochs"},
+    ),
+]
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a training run (every :class:`TrainConfig` field) plus ``--config``.
+
+    Flags default to "not given", so a config file's values survive unless overridden;
+    use :func:`config_from_args` to resolve them.
+    """
+    parser.add_argument("--config", metavar="FILE", help="TOML file of training options; flags override it")
+    group = parser.add_argument_group("training options (also settable in the --config file)")
+    for flag, name, kwargs in TRAIN_OPTIONS:
+        default = getattr(DEFAULTS, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{kwargs.get('help', '')} (default: {shown})".replace("%", "%%")
+        group.add_argument(flag, dest=name, default=argparse.SUPPRESS, **{**kwargs, "help": help_text})
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the ``--config`` file, then the flags given on the command line."""
+    given = {name: getattr(args, name) for _, name, _ in TRAIN_OPTIONS if hasattr(args, name)}
+    try:
+        base = load_config(args.config) if getattr(args, "config", None) else TrainConfig()
+        return base.merged(given)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,34 +131,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a network and write a run directory")
-    train.add_argument(
-        "--hidden",
-        type=_hidden,
-        default=DEFAULTS.hidden,
-        help="hidden layer widths, comma-separated (default: %(default)s)",
-    )
-    train.add_argument(
-        "--epochs", type=int, default=DEFAULTS.epochs, help="passes over the training set (default: %(default)s)"
-    )
-    train.add_argument(
-        "--batch-size", type=int, default=DEFAULTS.batch_size, help="samples per mini-batch (default: %(default)s)"
-    )
-    train.add_argument("--lr", type=_positive_float, default=DEFAULTS.lr, help="learning rate (default: %(default)s)")
-    train.add_argument(
-        "--seed", type=int, default=DEFAULTS.seed, help="the one seed of all randomness (default: %(default)s)"
-    )
-    train.add_argument(
-        "--test-size",
-        type=_positive_float,
-        default=DEFAULTS.test_size,
-        help="fraction of the data held out for testing (default: %(default)s)",
-    )
-    train.add_argument(
-        "--dtype", choices=["float32", "float64"], default=DEFAULTS.dtype, help="floating type (default: %(default)s)"
-    )
+    add_train_options(train)
     train.add_argument("--out", metavar="DIR", help="run directory (default: a fresh runs/<timestamp>-<dataset>)")
-    train.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint (its config.toml, then any flags)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     train.set_defaults(handler=_train)
+
+    evaluate = sub.add_parser("evaluate", help="loss and accuracy of a saved model")
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory holding model.npz/json")
+    evaluate.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="evaluate on all of this labelled data (csv:PATH, npz:PATH, ...) instead of the model's own test split",
+    )
+    evaluate.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
+    evaluate.add_argument("--label-column", metavar="COL", help="CSV label column, by name or index")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = sub.add_parser("predict", help="classes and class probabilities of feature rows")
+    predict.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory holding model.npz/json")
+    predict.add_argument("--input", required=True, metavar="FILE", help="CSV or NPZ (array X) of feature rows")
+    predict.add_argument("--output", metavar="FILE", help="CSV to write (default: standard output)")
+    predict.set_defaults(handler=_predict)
     report = sub.add_parser("report", help="one self-contained HTML page of a run, or comparing several runs")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by train")
     report.add_argument(
@@ -80,26 +167,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    try:
-        config = TrainConfig(
-            hidden=args.hidden,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            test_size=args.test_size,
-            dtype=args.dtype,
-        )
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    result = run_training(config, args.out, (lambda _: None) if args.quiet else print)
+    from .experiment import run_training
+
+    if args.resume:
+        if args.out or getattr(args, "config", None):
+            raise UsageError("--resume continues RUN_DIR with its own config.toml: drop --out and --config")
+        args.config, args.out = str(Path(args.resume) / "config.toml"), args.resume
+    config = config_from_args(args)
+    result = run_training(config, args.out, (lambda _: None) if args.quiet else print, resume=bool(args.resume))
     final = result.summary["final"]
     print(f"test accuracy {final.get('test_acc', float('nan')):.4f}; run written to {result.out_dir}")
     return 0
 
 
-class UsageError(Exception):
-    """Invalid options or input: reported in one line with exit code 2."""
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .experiment import prepare_data
+    from .persistence import load_model
+    from .train import evaluate
+
+    model = load_model(args.model)
+    if args.dataset:
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, label_column=args.label_column, test_size=None)
+        X, y, names = model.transform(ds.X_test), ds.y_test, ds.class_names
+        where = args.dataset
+    else:
+        config = TrainConfig.from_mapping(model.meta["config"], f"{args.model}/model.json")
+        prepared = prepare_data(config)
+        X, y, names, where = (
+            prepared.X_test,
+            prepared.y_test,
+            prepared.dataset.class_names,
+            f"{config.dataset} test split",
+        )
+    if names != model.class_names:
+        raise UsageError(f"{where}: classes {names} do not match the model's {model.class_names}")
+    loss, acc = evaluate(model.network, X, y)
+    print(f"{where}: {len(y)} samples  loss {loss:.4f}  accuracy {acc:.4f}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .data import load_features
+    from .persistence import atomic_write, load_model
+
+    model = load_model(args.model)
+    X = load_features(args.input)
+    probs = model.network.predict_proba(model.transform(X))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["row", "class", *(f"p_{name}" for name in model.class_names)])
+    for i, (k, p) in enumerate(zip(np.argmax(probs, axis=1), probs, strict=True)):
+        writer.writerow([i, model.class_names[k], *(f"{v:.6g}" for v in p)])
+    if args.output:
+        atomic_write(Path(args.output), lambda f: f.write(buf.getvalue().encode()))
+    else:
+        sys.stdout.write(buf.getvalue())
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -116,22 +240,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except UsageError as e:
-        if args.debug:
-            raise
-        print(f"ml-math-nn: error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as e:
-        if args.debug:
-            raise
-        print(f"ml-math-nn: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("ml-math-nn: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # a failure during a run: one line, not a traceback
+    except Interrupted as e:
+        print(f"ml-math-nn: {e}", file=sys.stderr)
+        return 130
+    except Exception as e:
         if args.debug:
             raise
+        from .train import TrainingDiverged
+
+        if isinstance(e, TrainingDiverged):
+            print(f"ml-math-nn: training diverged: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, (ValueError, OSError)):
+            print(f"ml-math-nn: error: {e}", file=sys.stderr)
+            return 2
         print(f"ml-math-nn: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
 

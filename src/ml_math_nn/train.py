@@ -7,6 +7,7 @@ visited exactly once per epoch, and mini-batches are views, not copies.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,10 +17,27 @@ from numpy.typing import NDArray
 from ._types import Array, Labels
 from .losses import log_softmax
 from .network import Network
-from .optim import Optimizer
+from .optim import Optimizer, clip_grad_norm
 
 EpochRecord = dict[str, float]
-Callback = Callable[["Trainer", EpochRecord], None]
+Augment = Callable[[Array, np.random.Generator], None]
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or infinite."""
+
+
+class Callback:
+    """Called after every epoch with the trainer and the epoch's record; ``close`` at the end.
+
+    Any ``callable(trainer, record)`` also works as a callback.
+    """
+
+    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
+        pass
+
+    def close(self, trainer: Trainer) -> None:
+        pass
 
 
 def evaluate(network: Network, X: Array, y: Labels, batch_size: int = 4096) -> tuple[float, float]:
@@ -45,16 +63,32 @@ class Trainer:
     batch_size : int
         Samples per mini-batch; the last batch of an epoch may be smaller.
     rng : numpy.random.Generator
-        Source of the per-epoch shuffles (the only randomness of training).
+        Source of the per-epoch shuffles.
+    clip_norm : float, optional
+        Rescale the gradients of each batch so their global L2 norm is at most this.
+    augment : callable, optional
+        ``augment(X_epoch, rng)`` modifies the shuffled copy of the training set in place
+        once per epoch (the caller's arrays are never touched), drawing from ``rng``.
     """
 
-    def __init__(self, network: Network, optimizer: Optimizer, batch_size: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        network: Network,
+        optimizer: Optimizer,
+        batch_size: int,
+        rng: np.random.Generator,
+        *,
+        clip_norm: float | None = None,
+        augment: Augment | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self.network, self.optimizer = network, optimizer
         self.batch_size, self.rng = int(batch_size), rng
+        self.clip_norm, self.augment = clip_norm, augment
         self.history: list[EpochRecord] = []
         self.stop = False
+        self.interrupted = False  # set with `stop` by an interrupt handler; the current epoch still ends
         self._buffers: tuple[Array, NDArray[Any]] | None = None
 
     def _shuffled(self, X: Array, y: Labels) -> tuple[Array, Labels]:
@@ -62,17 +96,28 @@ class Trainer:
         if self._buffers is None or self._buffers[0].shape != X.shape:
             self._buffers = (np.empty_like(X), np.empty_like(y))
         xs, ys = self._buffers
-        np.take(X, perm, axis=0, out=xs)
-        np.take(y, perm, axis=0, out=ys)
+        # mode="clip" lets np.take write straight into out (the default, "raise", gathers
+        # into a temporary first); a permutation never needs clipping.
+        np.take(X, perm, axis=0, out=xs, mode="clip")
+        np.take(y, perm, axis=0, out=ys, mode="clip")
         return xs, ys
 
     def train_epoch(self, X: Array, y: Labels) -> float:
         """One pass over ``(X, y)`` in shuffled mini-batches; returns the mean batch loss."""
         xs, ys = self._shuffled(X, y)
+        if self.augment is not None:
+            self.augment(xs, self.rng)
         total = 0.0
         for start in range(0, len(xs), self.batch_size):
             xb, yb = xs[start : start + self.batch_size], ys[start : start + self.batch_size]
             loss, _ = self.network.loss_and_grads(xb, yb)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss} at epoch {len(self.history) + 1}, batch {start // self.batch_size + 1}; "
+                    "try a smaller learning rate"
+                )
+            if self.clip_norm is not None:
+                clip_grad_norm(self.network.parameters(), self.clip_norm)
             self.optimizer.step(self.network.parameters())
             total += loss * len(xb)
         return total / len(xs)
@@ -83,15 +128,16 @@ class Trainer:
         y: Labels,
         epochs: int,
         eval_sets: Mapping[str, tuple[Array, Labels]] | None = None,
-        callbacks: Sequence[Callback] = (),
+        callbacks: Sequence[Callable[[Trainer, EpochRecord], None]] = (),
     ) -> list[EpochRecord]:
-        """Train for ``epochs`` epochs.
+        """Train until ``epochs`` epochs are done in total (a resumed trainer continues).
 
         After each epoch the network is evaluated (inference mode) on the training set
         and on each of ``eval_sets`` (e.g. ``{"test": (X_test, y_test)}``), giving a record
         ``{"epoch", "train_loss", "train_acc", "<name>_loss", "<name>_acc", ...}`` that
         is appended to :attr:`history` and passed to each callback.  A callback may set
-        :attr:`stop` to end training early.
+        :attr:`stop` to end training early; every callback's ``close`` runs at the end
+        (also when training stops on an error).
         """
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -99,14 +145,61 @@ class Trainer:
             raise ValueError("cannot train on an empty training set")
         sets = {"train": (X, y), **(eval_sets or {})}
         self.stop = False
-        for _ in range(epochs):
-            self.train_epoch(X, y)
-            record: EpochRecord = {"epoch": float(len(self.history) + 1)}
-            for name, (Xe, ye) in sets.items():
-                record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.network, Xe, ye)
-            self.history.append(record)
+        try:
+            while len(self.history) < epochs and not self.stop:
+                # A diverging loss is reported by train_epoch itself, without numpy's warnings.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self.train_epoch(X, y)
+                record: EpochRecord = {"epoch": float(len(self.history) + 1)}
+                for name, (Xe, ye) in sets.items():
+                    record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.network, Xe, ye)
+                self.history.append(record)
+                for callback in callbacks:
+                    callback(self, record)
+        finally:
             for callback in callbacks:
-                callback(self, record)
-            if self.stop:
-                break
+                close = getattr(callback, "close", None)
+                if close is not None:
+                    close(self)
         return self.history
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
+
+    ``monitor`` is a record key such as ``"val_loss"`` (lower is better) or ``"val_acc"``
+    (higher is better).  On :meth:`close` the network gets back the parameters and buffers
+    it had at the end of the best epoch, :attr:`best_epoch`.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 10) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.monitor, self.patience = monitor, patience
+        self.higher_is_better = monitor.endswith("_acc")
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_state: dict[str, Array] = {}
+
+    def improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.higher_is_better else value < self.best
+
+    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
+        if self.monitor not in record:
+            raise ValueError(f"early stopping monitors {self.monitor!r}, which the records do not have")
+        value = record[self.monitor]
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, int(record["epoch"]), 0
+            self.best_state = {k: v.copy() for k, v in trainer.network.state().items()}
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                trainer.stop = True
+
+    def close(self, trainer: Trainer) -> None:
+        for name, value in trainer.network.state().items():
+            if name in self.best_state:
+                value[...] = self.best_state[name]

@@ -1,0 +1,188 @@
+"""Training runs end to end: early stopping, exact repeats from config.toml, checkpoints
+and resume, interrupts, divergence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_math_nn.config import TrainConfig, load_config
+from ml_math_nn.experiment import Interrupted, run_training
+from ml_math_nn.persistence import load_model
+from ml_math_nn.train import Trainer, TrainingDiverged
+
+QUIET = {"report": lambda _: None}
+# Every piece of state a resume must restore: Adam moments, a plateau schedule with
+# warm-up, early stopping, dropout masks, batch-norm statistics, augmentation shifts.
+RICH = TrainConfig(
+    hidden=(32, 16),
+    activation="relu,tanh",
+    optimizer="adam",
+    lr=3e-3,
+    dropout=0.2,
+    batch_norm=True,
+    val_size=0.2,
+    early_stopping=True,
+    patience=3,
+    schedule="plateau",
+    plateau_patience=1,
+    warmup_epochs=2,
+    augment=True,
+    epochs=7,
+    batch_size=64,
+    clip_norm=5.0,
+)
+
+
+def weights(directory: Path) -> dict[str, np.ndarray]:
+    return load_model(directory).arrays()
+
+
+def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path: Path) -> None:
+    snapshots: list[dict[str, np.ndarray]] = []
+
+    def snapshot(trainer: Trainer, record: dict[str, float]) -> None:
+        snapshots.append({k: v.copy() for k, v in trainer.network.state().items()})
+
+    config = TrainConfig(hidden=(64,), lr=0.5, val_size=0.25, early_stopping=True, patience=3, epochs=60)
+    result = run_training(config, tmp_path, callbacks=[snapshot], **QUIET)
+    val = [r["val_loss"] for r in result.history]
+    best = int(np.argmin(val))
+    assert len(result.history) < 60, "expected to stop early with lr 0.5"
+    assert len(result.history) == best + 1 + 3
+    assert result.summary["best_epoch"] == best + 1
+    assert_same(result.model.network.state(), snapshots[best])
+    assert_same(
+        weights(tmp_path), {**snapshots[best], **{k: v for k, v in weights(tmp_path).items() if k.startswith("scaler")}}
+    )
+    assert result.summary["final"]["val_loss"] == val[best]
+
+
+def test_recorded_config_repeats_the_run_exactly(tmp_path: Path) -> None:
+    first = run_training(RICH, tmp_path / "a", **QUIET)
+    again = run_training(load_config(tmp_path / "a" / "config.toml"), tmp_path / "b", **QUIET)
+    assert load_config(tmp_path / "a" / "config.toml") == RICH
+    assert_same(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    assert first.history == again.history
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("whole")
+    return out, run_training(RICH, out, **QUIET)
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 5])
+def test_interrupted_and_resumed_equals_uninterrupted(
+    stop_after: int, uninterrupted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole_dir, whole = uninterrupted
+    original = Trainer.train_epoch
+
+    def train_epoch(self: Trainer, X: np.ndarray, y: np.ndarray) -> float:
+        loss = original(self, X, y)
+        if len(self.history) + 1 == stop_after:
+            self.interrupted = self.stop = True  # what the SIGINT handler does
+        return loss
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    with pytest.raises(Interrupted, match=f"after epoch {stop_after} of 7.*--resume"):
+        run_training(RICH, tmp_path, **QUIET)
+    assert (tmp_path / "checkpoint.npz").is_file() and not (tmp_path / "model.npz").exists()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = run_training(load_config(tmp_path / "config.toml"), tmp_path, resume=True, **QUIET)
+    assert resumed.history == whole.history
+    assert_same(weights(tmp_path), weights(whole_dir))
+
+
+def test_periodic_checkpoints_resume_exactly(uninterrupted, tmp_path: Path) -> None:
+    whole_dir, whole = uninterrupted
+    short = TrainConfig(**{**RICH.to_dict(), "hidden": RICH.hidden, "epochs": 4, "checkpoint_every": 2})
+    run_training(short, tmp_path, **QUIET)
+    resumed = run_training(RICH, tmp_path, resume=True, **QUIET)
+    assert resumed.history == whole.history
+    assert_same(weights(tmp_path), weights(whole_dir))
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="checkpoint.npz: no such file"):
+        run_training(TrainConfig(epochs=1), tmp_path, resume=True, **QUIET)
+
+
+def test_divergence_names_epoch_and_batch_and_keeps_the_old_model(tmp_path: Path) -> None:
+    run_training(TrainConfig(epochs=1), tmp_path, **QUIET)
+    before = weights(tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, batch \d+; try a smaller learning rate"):
+        run_training(TrainConfig(epochs=3, lr=1e4, hidden=(256, 256, 256)), tmp_path, **QUIET)
+    assert_same(weights(tmp_path), before)
+    assert '"status": "diverged"' in (tmp_path / "summary.json").read_text()
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ml_math_nn", *args]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigint_saves_a_checkpoint_and_resume_finishes_exactly(tmp_path: Path) -> None:
+    options = ["--epochs", "60", "--hidden", "64", "--batch-size", "32", "--quiet", "--seed", "4"]
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        cli("train", *options, "--checkpoint-every", "1", "--out", str(out)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: ml-math-nn train --resume" in err and "Traceback" not in err
+    done = subprocess.run(cli("train", "--resume", str(out), "--quiet"), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    run_training(load_config(out / "config.toml"), tmp_path / "whole", **QUIET)
+    assert_same(weights(out), weights(tmp_path / "whole"))
+
+
+SAVER = """
+import sys
+import numpy as np
+from ml_math_nn.network import build_mlp
+from ml_math_nn.persistence import Model, save_model
+i = 0
+while True:
+    net = build_mlp(64, (256, 256), 10, np.random.default_rng(i % 2))
+    save_model(sys.argv[1], Model(net, [str(c) for c in range(10)], None, {"i": i}))
+    i += 1
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigkill_while_saving_never_breaks_the_model(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(tmp_path)])
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "model.npz").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0.05, 0.5)))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        model = load_model(tmp_path)
+        assert model.network.n_in == 64
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("model.npz", "model.json")]
+    assert all(name.endswith(".tmp") for name in leftovers)
