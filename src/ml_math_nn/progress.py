@@ -109,8 +109,8 @@ class EpochProgress:
             self.batches.close()
             self.batches = None
 
-    def close(self) -> None:
-        """End the bars (idempotent)."""
+    def close(self, trainer: Trainer | None = None) -> None:
+        """End the bars (idempotent); the trainer calls it when ``fit`` ends, however it ends."""
         for bar in (self.batches, self.epochs):
             if bar is not None:
                 bar.close()

@@ -1,0 +1,154 @@
+"""Progress bars and logging: shown on a terminal, silent when quiet or when output is kept."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_math_nn.network import build_mlp
+from ml_math_nn.optim import SGD
+from ml_math_nn.progress import LONG_EPOCH_BATCHES, EpochProgress, progress_enabled, setup_logging
+from ml_math_nn.train import Trainer
+
+TRAIN = ["-m", "ml_math_nn", "train", "--epochs", "2", "--hidden", "8", "--batch-size", "128"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def records(n: int) -> list[dict[str, float]]:
+    return [
+        {"epoch": float(e), "train_loss": 1.0 / e, "train_acc": 0.5 + e / 100, "test_loss": 2.0 / e, "test_acc": 0.4}
+        for e in range(1, n + 1)
+    ]
+
+
+def test_progress_needs_a_terminal_on_both_streams_and_no_quiet() -> None:
+    tty, pipe = Terminal(), io.StringIO()
+    assert progress_enabled(False, tty, tty)
+    assert not progress_enabled(True, tty, tty)
+    assert not progress_enabled(False, pipe, tty), "stdout redirected: keep the log clean"
+    assert not progress_enabled(False, tty, pipe), "stderr redirected"
+
+
+def test_epoch_bar_shows_live_loss_and_accuracy() -> None:
+    out = io.StringIO()
+    progress = EpochProgress(3, enabled=True, file=out)
+    for record in records(3):
+        progress(None, record)  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "3/3" in text and "epoch" in text
+    assert "train_loss=0.3333" in text and "test_acc=0.4000" in text and "train_acc=0.5300" in text
+    assert progress.epochs is None, "the bar closes itself after the last epoch"
+
+
+def test_disabled_progress_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    with EpochProgress(3, enabled=False, file=out) as progress:
+        for record in records(2):
+            progress(None, record)  # type: ignore[arg-type]
+        progress.on_batch(None, {"batch": 1, "batches": 500, "loss": 1.0, "acc": 0.5})  # type: ignore[arg-type]
+    assert out.getvalue() == ""
+    assert capsys.readouterr() == ("", "")
+
+
+def test_batch_bar_only_for_long_epochs_with_running_means() -> None:
+    out = io.StringIO()
+    progress = EpochProgress(2, enabled=True, file=out)
+    for batch in range(1, 11):
+        progress.on_batch(None, {"batch": batch, "batches": 10, "loss": 1.0, "acc": 1.0})  # type: ignore[arg-type]
+    assert out.getvalue() == "", "a short epoch gets no batch bar"
+    n = LONG_EPOCH_BATCHES
+    for batch in range(1, n):
+        record = {"batch": batch, "batches": n, "loss": float(batch), "acc": float(batch % 2)}
+        progress.on_batch(None, record)  # type: ignore[arg-type]
+    assert progress.batches is not None
+    line = str(progress.batches)  # the bar as it is drawn now (drawing itself is rate-limited)
+    assert line.startswith("epoch 1:") and f"{n - 1}/{n}" in line
+    assert f"loss={n / 2:.4f}" in line and f"acc={(n // 2) / (n - 1):.4f}" in line
+    progress.on_batch(None, {"batch": n, "batches": n, "loss": 1.0, "acc": 1.0})  # type: ignore[arg-type]
+    assert progress.batches is None, "the batch bar goes away at the end of its epoch"
+    progress.close()
+
+
+def test_progress_is_a_trainer_callback(rng: np.random.Generator) -> None:
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, size=40)
+    trainer = Trainer(build_mlp(3, (4,), 2, rng, dtype=np.float64), SGD(0.1), 8, np.random.default_rng(0))
+    out = io.StringIO()
+    with EpochProgress(2, enabled=True, file=out) as progress:
+        trainer.fit(X, y, 2, callbacks=[progress])
+    assert "2/2" in out.getvalue() and f"train_loss={trainer.history[-1]['train_loss']:.4f}" in out.getvalue()
+
+
+@pytest.fixture
+def package_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("ml_math_nn")
+    handlers, level = list(logger.handlers), logger.level
+    yield logger
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_setup_logging_levels_and_no_duplicate_handlers(
+    package_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    child = logging.getLogger("ml_math_nn.experiment")
+    before = len(package_logger.handlers)
+    setup_logging()
+    setup_logging()
+    child.info("wrote run")
+    child.debug("detail")
+    assert capsys.readouterr() == ("", "wrote run\n"), "INFO by default, once, on stderr"
+
+    setup_logging(verbose=True)
+    child.debug("detail")
+    assert capsys.readouterr().err == "DEBUG ml_math_nn.experiment: detail\n"
+
+    setup_logging(quiet=True)
+    child.info("wrote run")
+    child.warning("careful")
+    assert capsys.readouterr().err == "careful\n"
+    assert len(package_logger.handlers) == before + 1, "each call replaces its own handler"
+
+
+def test_cli_keeps_redirected_output_free_of_bars(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, *TRAIN, "--out", str(tmp_path / "run")], capture_output=True, text=True, check=True
+    )
+    for stream in (result.stdout, result.stderr):
+        assert "\r" not in stream and "it/s" not in stream and "epoch/s" not in stream and "%|" not in stream
+
+
+def run_in_terminal(args: list[str]) -> str:
+    """Run ``python args`` with stdout and stderr on a pseudo-terminal; returns what it showed."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_cli_quiet_shows_no_bar_even_on_a_terminal(tmp_path: Path) -> None:
+    shown = run_in_terminal([*TRAIN, "--quiet", "--out", str(tmp_path / "run")])
+    assert "%|" not in shown and "epoch/s" not in shown and "\r" not in shown.replace("\r\n", "\n")
