@@ -140,3 +140,14 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path, capsys: pytest
         read_run(tmp_path)
     with pytest.raises(ValueError, match="at least one run directory"):
         write_report([], tmp_path / "x.html")
+
+
+def test_text_cells_of_metrics_csv_are_skipped_and_ragged_rows_refused(runs: list[FakeRun], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text((runs[0].out / "summary.json").read_text())
+    (run_dir / "metrics.csv").write_text("epoch,train_loss,note\n1,0.5,warm-up\n2,0.25,\n")
+    assert read_run(run_dir).history == [{"epoch": 1.0, "train_loss": 0.5}, {"epoch": 2.0, "train_loss": 0.25}]
+    (run_dir / "metrics.csv").write_text("epoch,train_loss\n1,0.5,extra\n")
+    with pytest.raises(ValueError, match=r"metrics.csv: malformed row"):
+        read_run(run_dir)

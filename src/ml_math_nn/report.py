@@ -37,6 +37,9 @@ TABLES = {
     "metrics.csv": "Metrics per epoch",
 }
 
+RUN_FACTS = ("status", "epochs_run", "best_epoch", "n_parameters", "train_time_s", "peak_memory_mb")
+"""Entries of summary.json shown in a report's "Run" table (with the dataset's sizes)."""
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1240px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -76,6 +79,17 @@ def _read_csv(path: Path) -> list[list[str]]:
         return [row for row in csv.reader(f) if row]
 
 
+def _numbers(header: Sequence[str], row: Sequence[str]) -> EpochRecord:
+    """The numeric cells of a metrics.csv row by column; text cells (a status, say) are left out."""
+    record: EpochRecord = {}
+    for key, text in zip(header, row, strict=True):
+        try:
+            record[key] = float(text)
+        except ValueError:
+            continue
+    return record
+
+
 def read_run(run_dir: str | Path) -> Run:
     """Load a run directory's summary, per-epoch metrics, figures and tables."""
     path = Path(run_dir)
@@ -91,7 +105,7 @@ def read_run(run_dir: str | Path) -> Run:
     tables = {name: _read_csv(path / name) for name in TABLES if (path / name).is_file()}
     metrics = tables.get("metrics.csv", [])
     try:
-        history = [dict(zip(metrics[0], map(float, row), strict=True)) for row in metrics[1:]]
+        history = [_numbers(metrics[0], row) for row in metrics[1:]]
     except ValueError as e:
         raise ValueError(f"{path / 'metrics.csv'}: malformed row ({e})") from None
     pngs = sorted(path.glob("*.png"), key=lambda p: (list(FIGURES).index(p.name) if p.name in FIGURES else 99, p.name))
@@ -105,6 +119,8 @@ def _esc(value: Any) -> str:
 
 def _fmt(value: Any) -> str:
     """Non-integer numbers (also as CSV text) to 4 significant digits; anything else as it is."""
+    if value is None:
+        return "—"
     if isinstance(value, list | dict):
         return _esc(json.dumps(value))
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -160,9 +176,7 @@ def _page(title: str, body: str) -> str:
 def _run_sections(run: Run, h: str = "h2") -> str:
     """Final metrics, dataset, config, figures and tables of one run, under ``<h>`` headings."""
     parts = [f"<{h}>Final metrics</{h}>", _table(["metric", "value"], list(run.final.items()))]
-    facts: dict[str, Any] = {
-        k: run.summary[k] for k in ("epochs_run", "n_parameters", "train_time_s") if k in run.summary
-    }
+    facts: dict[str, Any] = {k: run.summary[k] for k in RUN_FACTS if k in run.summary}
     facts |= {f"dataset {k}": v for k, v in run.summary.get("dataset", {}).items()}
     if facts:
         parts += [f"<{h}>Run</{h}>", _table(["", "value"], list(facts.items()))]
