@@ -11,7 +11,7 @@ from ml_math_nn.config import TrainConfig
 from ml_math_nn.experiment import run_training
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
-from ml_math_nn.train import Trainer, evaluate
+from ml_math_nn.train import Trainer, batch_bounds, evaluate
 
 
 def test_every_epoch_visits_every_sample_once(rng: np.random.Generator) -> None:
@@ -33,6 +33,22 @@ def test_every_epoch_visits_every_sample_once(rng: np.random.Generator) -> None:
         assert [len(b) for b in seen] == [5, 5, 5, 5, 3]
         assert sorted(np.concatenate(seen).tolist()) == list(range(23))
     assert np.array_equal(X[:, 0], np.arange(23)), "training must not reorder the caller's data"
+
+
+@pytest.mark.parametrize("n,size,expected", [
+    (23, 5, [5, 5, 5, 5, 3]), (21, 5, [5, 5, 5, 6]), (20, 5, [5, 5, 5, 5]), (1, 5, [1]), (6, 5, [6]), (3, 1, [1, 1, 1]),
+])
+def test_batches_cover_every_sample_and_never_leave_one_alone(n: int, size: int, expected: list[int]) -> None:
+    bounds = batch_bounds(n, size)
+    assert [stop - start for start, stop in bounds] == expected
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+
+
+def test_batch_norm_trains_when_one_sample_would_be_left_over(rng: np.random.Generator) -> None:
+    X, y = rng.normal(size=(33, 4)), rng.integers(0, 2, size=33)
+    net = build_mlp(4, (8,), 2, rng, batch_norm=True)
+    Trainer(net, SGD(0.1), batch_size=8, rng=rng).train_epoch(X.astype(np.float32), y)
 
 
 def test_evaluate_counts_correct_predictions(rng: np.random.Generator) -> None:

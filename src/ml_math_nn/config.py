@@ -14,14 +14,18 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .network import ACTIVATIONS
+from .optim import OPTIMIZERS
+from .schedules import SCHEDULES
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-ACTIVATION_NAMES = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid")
-OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine", "plateau")
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
+OPTIMIZER_NAMES = tuple(OPTIMIZERS)
+SCHEDULE_NAMES = tuple(SCHEDULES)
 MONITOR_NAMES = ("val_loss", "val_acc")
 
 

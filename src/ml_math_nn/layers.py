@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-# scipy is already installed as a dependency of scikit-learn; NumPy has no erf.
-from scipy.special import erf  # type: ignore[import-untyped]
+# NumPy has no erf; scipy (a runtime dependency, and scikit-learn's) provides it.
+from scipy.special import erf
 
 from . import init as initializers
 from ._types import Array
@@ -185,20 +185,27 @@ class ReLU(Layer):
 
     Backward: :math:`\partial L/\partial Z = \partial L/\partial A \odot \mathbf{1}[Z > 0]`
     (the subgradient at 0 is taken as 0, as in PyTorch).
+
+    Both passes multiply by the indicator :math:`\mathbf{1}[Z > 0]`, computed once in
+    forward and kept in the float type of :math:`Z`: :math:`A = Z \odot \mathbf{1}[Z > 0]`
+    equals :math:`\max(0, Z)` for every finite :math:`Z` (and NaN stays NaN).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._mask: NDArray[np.bool_] | None = None
+        self._slope: Array | None = None
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        self._mask = x > 0
-        return np.maximum(x, 0)
+        # A float 0/1 indicator, not a bool mask: numpy multiplies floats by floats in
+        # SIMD loops but casts a bool operand element by element (several times slower),
+        # and np.maximum is itself slower than a product.
+        self._slope = (x > 0).astype(x.dtype)
+        return x * self._slope
 
     def backward(self, grad: Array) -> Array:
-        if self._mask is None:
+        if self._slope is None:
             raise RuntimeError("ReLU.backward called before forward")
-        return grad * self._mask
+        return grad * self._slope
 
 
 class Activation(Layer):

@@ -53,6 +53,19 @@ def evaluate(network: Network, X: Array, y: Labels, batch_size: int = 4096) -> t
     return total_loss / len(X), correct / len(X)
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each mini-batch of an epoch of ``n`` samples.
+
+    Batches are ``batch_size`` long; the remainder forms a last, shorter batch, except
+    that a remainder of a single sample joins the batch before it (a one-sample batch
+    has no batch statistics for batch normalisation).  Every sample is in exactly one.
+    """
+    starts = list(range(0, n, batch_size))
+    if batch_size > 1 and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(start, stops) for start, stops in zip(starts, [*starts[1:], n], strict=True)]
+
+
 class Trainer:
     """Mini-batch training of a :class:`Network` with an :class:`Optimizer`.
 
@@ -108,13 +121,12 @@ class Trainer:
         if self.augment is not None:
             self.augment(xs, self.rng)
         total = 0.0
-        for start in range(0, len(xs), self.batch_size):
-            xb, yb = xs[start : start + self.batch_size], ys[start : start + self.batch_size]
+        for batch, (start, stop) in enumerate(batch_bounds(len(xs), self.batch_size), 1):
+            xb, yb = xs[start:stop], ys[start:stop]
             loss, _ = self.network.loss_and_grads(xb, yb)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss became {loss} at epoch {len(self.history) + 1}, batch {start // self.batch_size + 1}; "
-                    "try a smaller learning rate"
+                    f"loss became {loss} at epoch {len(self.history) + 1}, batch {batch}; try a smaller learning rate"
                 )
             if self.clip_norm is not None:
                 clip_grad_norm(self.network.parameters(), self.clip_norm)
