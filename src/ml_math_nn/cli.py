@@ -28,6 +28,7 @@ from .config import (
     parse_hidden,
 )
 from .experiment import Interrupted
+from .gradcheck import DEFAULT_TOL, check_config, format_report
 
 DEFAULTS = TrainConfig()
 
@@ -163,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE", help="HTML file (default: RUN_DIR/report.html; comparison.html for several runs)"
     )
     report.set_defaults(handler=_report)
+
+    gradcheck = sub.add_parser(
+        "gradcheck", help="check backprop against finite differences on the network train would build"
+    )
+    add_train_options(gradcheck)
+    group = gradcheck.add_argument_group("gradient check")
+    group.add_argument(
+        "--samples", type=int, default=8, help="training rows in the checked batch (default: %(default)s)"
+    )
+    group.add_argument("--step", type=float, default=1e-6, help="finite-difference step h (default: %(default)s)")
+    group.add_argument(
+        "--tol", type=float, default=DEFAULT_TOL, help="largest relative error accepted (default: %(default)s)"
+    )
+    gradcheck.set_defaults(handler=_gradcheck)
     return parser
 
 
@@ -233,6 +248,14 @@ def _report(args: argparse.Namespace) -> int:
     default = runs[0] / "report.html" if len(runs) == 1 else Path("comparison.html")
     print(f"report written to {write_report(runs, Path(args.out) if args.out else default)}")
     return 0
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    table, ok = format_report(check_config(config, args.samples, args.step), args.tol)
+    print(f"finite differences, h = {args.step:g}, on {args.samples} {config.dataset} training samples in float64")
+    print(table)
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
