@@ -109,6 +109,8 @@ def test_comparison_report(runs: list[FakeRun], tmp_path: Path) -> None:
     assert page.row("epochs") == ("diff", ["epochs", "2", "3"])
     assert page.row("seed") == ("", ["seed", "1", "1"])
     assert "2 option(s) differ" in html
+    header = next(i for i, (_, cells) in enumerate(page.rows) if cells[0] == "option")
+    assert [cells[0] for _, cells in page.rows[header + 1 : header + 4]] == ["hidden", "epochs", "dataset"]
 
 
 def test_best_metric_is_marked(runs: list[FakeRun], tmp_path: Path) -> None:

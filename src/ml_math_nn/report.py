@@ -207,14 +207,19 @@ def _best(metric: str, values: Sequence[Any]) -> list[str]:
     return ["best" if best is not None and v == best else "" for v in values]
 
 
+def _differ(values: Sequence[Any]) -> bool:
+    return len({json.dumps(v, sort_keys=True) for v in values}) > 1
+
+
 def _side_by_side(
     label: str, dicts: Sequence[Mapping[str, Any]], labels: Sequence[str], mark_best: bool
 ) -> tuple[str, int]:
-    """One row per key of any of ``dicts``, one column per run; rows whose values differ are
-    highlighted.  Returns the table and the number of differing rows."""
+    """One row per key of any of ``dicts``, one column per run; rows whose values differ come
+    first, highlighted.  Returns the table and the number of differing rows."""
     keys = list(dict.fromkeys(k for d in dicts for k in d))
     rows = [[key, *(d.get(key, "—") for d in dicts)] for key in keys]
-    diff = ["diff" if len({json.dumps(v, sort_keys=True) for v in row[1:]}) > 1 else "" for row in rows]
+    rows.sort(key=lambda row: not _differ(row[1:]))
+    diff = ["diff" if _differ(row[1:]) else "" for row in rows]
     cells = [["", *_best(row[0], row[1:])] for row in rows] if mark_best else []
     return _table([label, *labels], rows, diff, cells), diff.count("diff")
 
