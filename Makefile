@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint clean
+.PHONY: run test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Speed against scikit-learn and PyTorch (see BENCHMARKS.md); BENCH_ARGS=--quick for a short check.
+bench: $(VENV)/.installed
+	$(PY) -m ml_math_nn.bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy

@@ -44,6 +44,12 @@ class SoftmaxCrossEntropy:
     ``forward(z, y)`` returns :math:`L`; ``backward()`` returns
     :math:`\partial L / \partial Z = (A - Y)/m` for the last forward call.
     Fusing the two avoids the softmax Jacobian entirely and is exact.
+
+    One pass gives both: with :math:`S = Z - M` and :math:`s_i = \sum_j e^{S_{ij}}`,
+
+    .. math:: A_{ik} = e^{S_{ik}} / s_i,\qquad L = \frac1m \sum_i \big(\log s_i - S_{i y_i}\big),
+
+    so the loss needs only :math:`m` logarithms, never the log of a tiny probability.
     """
 
     def __init__(self) -> None:
@@ -54,16 +60,18 @@ class SoftmaxCrossEntropy:
         """Mean cross-entropy of logits ``z`` (m, K) against integer labels ``y`` (m,)."""
         if z.ndim != 2 or y.shape != (z.shape[0],):
             raise ValueError(f"expected logits (m, K) and labels (m,), got {z.shape} and {y.shape}")
-        logp = log_softmax(z)
-        self._probs = np.exp(logp)
-        self._y = y
-        return float(-logp[np.arange(len(y)), y].mean())
+        shifted = z - z.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        probs /= sums
+        self._probs, self._y = probs, y
+        return float(np.log(sums).mean() - shifted[np.arange(len(y)), y].mean())
 
     def backward(self) -> Array:
         """Gradient of the last loss with respect to the logits: :math:`(A - Y)/m`."""
         if self._probs is None or self._y is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        grad = self._probs.copy()
-        grad[np.arange(len(self._y)), self._y] -= 1
-        grad /= len(self._y)
+        m = len(self._y)
+        grad = self._probs * (1.0 / m)  # a new array: backward may be called again
+        grad[np.arange(m), self._y] -= 1.0 / m
         return grad
