@@ -52,7 +52,10 @@ smooth activations allow.
 
 
 def relative_error(analytic: NDArray[Any], numeric: NDArray[Any]) -> float:
-    """The scale-relative maximum deviation defined in the module docstring."""
+    r"""The largest deviation relative to the tensor's scale (0 when both are all zero).
+
+    .. math:: \mathrm{err} = \frac{\max_j |g_j - \hat g_j|}{\max(\max_j |g_j|,\ \max_j |\hat g_j|)}
+    """
     scale = max(float(np.max(np.abs(analytic), initial=0.0)), float(np.max(np.abs(numeric), initial=0.0)))
     if scale == 0.0:
         return 0.0
@@ -60,7 +63,9 @@ def relative_error(analytic: NDArray[Any], numeric: NDArray[Any]) -> float:
 
 
 def numerical_gradient(f: Callable[[], float], x: Array, h: float = 1e-6) -> NDArray[np.float64]:
-    """Central-difference gradient of ``f()`` with respect to ``x``, perturbing ``x`` in place.
+    r"""Central-difference gradient of ``f()`` with respect to ``x``, perturbing ``x`` in place.
+
+    .. math:: \hat g_j = \frac{f(x + h e_j) - f(x - h e_j)}{2h}
 
     Every entry of ``x`` is restored exactly after it is perturbed.
     """
