@@ -132,7 +132,13 @@ def test_cli_keeps_redirected_output_free_of_bars(tmp_path: Path) -> None:
 def run_in_terminal(args: list[str]) -> str:
     """Run ``python args`` with stdout and stderr on a pseudo-terminal; returns what it showed."""
     pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
     master, slave = pty.openpty()
+    # A new pseudo-terminal is 0 x 0; give it the size of a real one (rows, columns).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     proc = subprocess.Popen([sys.executable, *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
     chunks = []
@@ -152,3 +158,16 @@ def run_in_terminal(args: list[str]) -> str:
 def test_cli_quiet_shows_no_bar_even_on_a_terminal(tmp_path: Path) -> None:
     shown = run_in_terminal([*TRAIN, "--quiet", "--out", str(tmp_path / "run")])
     assert "%|" not in shown and "epoch/s" not in shown and "\r" not in shown.replace("\r\n", "\n")
+
+
+SHOW_TWO_EPOCHS = (
+    "from ml_math_nn.progress import EpochProgress, progress_enabled\n"
+    "progress = EpochProgress(2, progress_enabled(quiet=False))\n"
+    "for epoch in (1.0, 2.0):\n"
+    "    progress(None, {'epoch': epoch, 'train_loss': 0.5})\n"
+)
+
+
+def test_a_real_terminal_shows_the_bar() -> None:
+    shown = run_in_terminal(["-c", SHOW_TWO_EPOCHS])
+    assert "2/2" in shown and "train_loss=0.5000" in shown
