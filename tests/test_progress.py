@@ -52,6 +52,15 @@ def test_epoch_bar_shows_live_loss_and_accuracy() -> None:
     assert progress.epochs is None, "the bar closes itself after the last epoch"
 
 
+def test_a_resumed_run_starts_the_bar_at_its_epoch() -> None:
+    out = io.StringIO()
+    progress = EpochProgress(5, enabled=True, file=out)
+    progress(None, records(4)[-1])  # type: ignore[arg-type]
+    assert progress.epochs is not None and progress.epochs.n == 4
+    progress(None, records(5)[-1])  # type: ignore[arg-type]
+    assert "5/5" in out.getvalue() and progress.epochs is None
+
+
 def test_disabled_progress_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     with EpochProgress(3, enabled=False, file=out) as progress:

@@ -82,7 +82,8 @@ class EpochProgress:
             return
         bar = self._epoch_bar()
         bar.set_postfix(_postfix(record), refresh=False)
-        bar.update(1)
+        # To the record's epoch, not by one: a resumed run starts its bar where it left off.
+        bar.update(int(record["epoch"]) - bar.n)
         if bar.n >= self.total_epochs:
             self.close()
 
