@@ -37,10 +37,12 @@ def test_report_has_every_workload_and_contender(report: dict[str, Any], torch: 
 def test_work_is_counted_from_the_layer_shapes(report: dict[str, Any]) -> None:
     digits, fashion, deep = report["workloads"]
     assert digits["description"] == "digits 64-128-10, batch 32, sgd lr 0.05"
-    assert digits["flops_per_epoch"] == 6 * digits["n_train"] * (64 * 128 + 128 * 10)
+    # forward, weight gradient and input gradient (2 FLOPs per multiply-add each), but no
+    # input gradient for the first layer
+    assert digits["flops_per_epoch"] == digits["n_train"] * (4 * 64 * 128 + 6 * 128 * 10)
     assert fashion["n_train"] == bench.QUICK_TRAIN and fashion["n_test"] == bench.QUICK_TEST
-    assert fashion["flops_per_epoch"] == 6 * bench.QUICK_TRAIN * (784 * 256 + 256 * 10)
-    assert deep["flops_per_epoch"] == 6 * bench.QUICK_TRAIN * (784 * 512 + 512 * 256 + 256 * 10)
+    assert fashion["flops_per_epoch"] == bench.QUICK_TRAIN * (4 * 784 * 256 + 6 * 256 * 10)
+    assert deep["flops_per_epoch"] == bench.QUICK_TRAIN * (4 * 784 * 512 + 6 * (512 * 256 + 256 * 10))
     assert fashion["train_set_float32_bytes"] == bench.QUICK_TRAIN * 784 * 4
 
 
