@@ -15,7 +15,7 @@ import pytest
 
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
-from ml_math_nn.progress import LONG_EPOCH_BATCHES, EpochProgress, progress_enabled, setup_logging
+from ml_math_nn.progress import LONG_EPOCH_BATCHES, EpochProgress, _TqdmHandler, progress_enabled, setup_logging
 from ml_math_nn.train import Trainer
 
 TRAIN = ["-m", "ml_math_nn", "train", "--epochs", "2", "--hidden", "8", "--batch-size", "128"]
@@ -112,7 +112,8 @@ def test_setup_logging_levels_and_no_duplicate_handlers(
     package_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     child = logging.getLogger("ml_math_nn.experiment")
-    before = len(package_logger.handlers)
+    # A CLI test earlier in the session may have set logging up already: count the others.
+    before = sum(not isinstance(h, _TqdmHandler) for h in package_logger.handlers)
     setup_logging()
     setup_logging()
     child.info("wrote run")
@@ -162,6 +163,13 @@ def run_in_terminal(args: list[str]) -> str:
     os.close(master)
     assert proc.wait(timeout=120) == 0
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_cli_train_shows_a_bar_and_epoch_lines_on_a_terminal(tmp_path: Path) -> None:
+    shown = run_in_terminal([*TRAIN, "--out", str(tmp_path / "run")])
+    assert "epoch/s" in shown or "s/epoch" in shown, shown
+    assert "100%|" in shown and "test_acc" in shown
+    assert shown.count("epoch 2/2") == 1, "the epoch line is written once, above the bar"
 
 
 def test_cli_quiet_shows_no_bar_even_on_a_terminal(tmp_path: Path) -> None:

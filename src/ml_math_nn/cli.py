@@ -11,9 +11,9 @@ import argparse
 import csv
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -35,6 +35,14 @@ DEFAULTS = TrainConfig()
 
 class UsageError(ValueError):
     """Invalid options or input: reported in one line with exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr with exit code 2, like every other input error
+    (argparse would print the whole usage first); subcommand parsers inherit this."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -123,7 +131,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ml-math-nn",
         description="A fully connected neural network from first principles in NumPy.",
     )
@@ -139,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoint (its config.toml, then any flags)",
     )
-    train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    train.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
+    train.add_argument("--verbose", action="store_true", help="also show debug messages")
+    train.add_argument("--report", action="store_true", help="also write RUN_DIR/report.html at the end")
     train.set_defaults(handler=_train)
 
     evaluate = sub.add_parser("evaluate", help="loss and accuracy of a saved model")
@@ -182,14 +192,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from .experiment import run_training
+    from .progress import EpochProgress, progress_enabled, setup_logging
 
     if args.resume:
         if args.out or getattr(args, "config", None):
             raise UsageError("--resume continues RUN_DIR with its own config.toml: drop --out and --config")
         args.config, args.out = str(Path(args.resume) / "config.toml"), args.resume
     config = config_from_args(args)
-    result = run_training(config, args.out, (lambda _: None) if args.quiet else print, resume=bool(args.resume))
+    setup_logging(args.verbose, args.quiet)
+    bar = progress_enabled(args.quiet)
+    # With a live bar the epoch lines go above it (tqdm.write); without, plain lines for logs.
+    line: Callable[[str], None] = (lambda _: None) if args.quiet else tqdm.write if bar else print
+    with EpochProgress(config.epochs, bar) as progress:
+        result = run_training(
+            config,
+            args.out,
+            line,
+            callbacks=[progress],
+            resume=bool(args.resume),
+            on_batch=progress.on_batch if bar else None,
+            html_report=args.report,
+        )
     final = result.summary["final"]
     print(f"test accuracy {final.get('test_acc', float('nan')):.4f}; run written to {result.out_dir}")
     return 0
@@ -204,7 +230,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     if args.dataset:
         ds = load_dataset(args.dataset, data_dir=args.data_dir, label_column=args.label_column, test_size=None)
-        X, y, names = model.transform(ds.X_test), ds.y_test, ds.class_names
+        X, y, names = model.transform(ds.X_test, args.dataset), ds.y_test, ds.class_names
         where = args.dataset
     else:
         config = TrainConfig.from_mapping(model.meta["config"], f"{args.model}/model.json")
@@ -228,7 +254,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     X = load_features(args.input)
-    probs = model.network.predict_proba(model.transform(X))
+    probs = model.network.predict_proba(model.transform(X, args.input))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row", "class", *(f"p_{name}" for name in model.class_names)])

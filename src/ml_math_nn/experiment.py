@@ -32,7 +32,8 @@ from .config import TrainConfig
 from .network import Network, build_mlp
 from .optim import Optimizer, make_optimizer
 from .persistence import Model, save_model, write_text
-from .plots import plot_history
+from .plots import write_run_figures
+from .report import write_report
 from .schedules import Schedule, make_schedule
 from .train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
 
@@ -199,10 +200,15 @@ def fresh_run_dir(root: str | Path = "runs", name: str = "digits") -> Path:
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Create ``out_dir`` if needed and check it is a writable directory."""
+    if not str(out_dir):  # Path("") would silently mean the working directory
+        raise ValueError("--out: empty path")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise type(e)(f"--out {out}: cannot create ({e.strerror})") from None
     probe = out / ".write-test"
     try:
         probe.write_bytes(b"")
@@ -238,12 +244,16 @@ def run_training(
     callbacks: Sequence[Callable[[Trainer, EpochRecord], None]] = (),
     dataset: data.Dataset | None = None,
     resume: bool = False,
+    on_batch: Callable[[Trainer, dict[str, float]], None] | None = None,
+    html_report: bool = False,
 ) -> RunResult:
     """Train the model ``config`` describes and write every record of the run into ``out_dir``.
 
     ``report`` receives one line per epoch (pass ``lambda s: None`` for silence);
     ``callbacks`` run after each epoch besides the run's own (schedule, early stopping,
-    checkpoints).  With ``resume``, training continues from ``out_dir/checkpoint.npz``.
+    checkpoints), ``on_batch`` after every update (see :attr:`Trainer.on_batch`).  With
+    ``resume``, training continues from ``out_dir/checkpoint.npz``; ``html_report`` also
+    writes ``report.html``.
     Ctrl-C (SIGINT) ends the current epoch, saves a checkpoint and raises
     :class:`Interrupted`; a second Ctrl-C stops at once.
     """
@@ -265,6 +275,7 @@ def run_training(
     trainer = Trainer(
         network, optimizer, config.batch_size, rngs["shuffle"], clip_norm=config.clip_norm, augment=augment
     )
+    trainer.on_batch = on_batch
     stopper = EarlyStopping(config.monitor, config.patience) if config.early_stopping else None
     schedule = build_schedule(config, optimizer)
     run = RunState(trainer, schedule, stopper, rngs)
@@ -295,7 +306,7 @@ def run_training(
         if status == "completed":
             save_model(out, model)
             if history:
-                plot_history(history, out)
+                write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history)
         write_text(out / "metrics.csv", metrics_csv(history))
         summary = {
             "status": status,
@@ -327,7 +338,9 @@ def run_training(
             f"interrupted after epoch {len(history)} of {config.epochs}; checkpoint saved, "
             f"resume with: ml-math-nn train --resume {out}"
         )
-    log.info("wrote run to %s", out)
+    if html_report:
+        write_report([out], out / "report.html")
+    log.debug("wrote run to %s", out)
     return RunResult(out, model, history, summary)
 
 

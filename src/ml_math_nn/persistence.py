@@ -37,6 +37,7 @@ import numpy as np
 from ._types import Array
 from .data import Standardizer
 from .network import Network
+from .readers import is_numpy_file
 
 FORMAT = "ml-math-nn-model"
 VERSION = 1
@@ -53,6 +54,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode an ordinary new file gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -93,11 +98,12 @@ class Model:
             out["scaler.mean"], out["scaler.scale"] = self.scaler.mean, self.scaler.scale
         return out
 
-    def transform(self, X: Array) -> Array:
-        """Features as the network expects them (scaled, in the network's dtype)."""
+    def transform(self, X: Array, source: str = "input") -> Array:
+        """Features as the network expects them (scaled, in the network's dtype); errors name ``source``."""
         X = np.asarray(X, dtype=self.network.dtype)
         if X.ndim != 2 or X.shape[1] != self.network.n_in:
-            raise ValueError(f"the model expects {self.network.n_in} features per row, got data of shape {X.shape}")
+            n_in = self.network.n_in
+            raise ValueError(f"{source}: the model expects {n_in} features per row, got data of shape {X.shape}")
         return self.scaler.transform(X) if self.scaler is not None else X
 
 
@@ -116,6 +122,8 @@ def read_npz(path: str | Path, fmt: str, version: int) -> tuple[dict[str, Array]
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
+    if not is_numpy_file(path):
+        raise ModelFileError(f"{path}: unreadable (not an NPZ archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

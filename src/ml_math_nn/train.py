@@ -99,6 +99,8 @@ class Trainer:
         self.network, self.optimizer = network, optimizer
         self.batch_size, self.rng = int(batch_size), rng
         self.clip_norm, self.augment = clip_norm, augment
+        self.on_batch: Callable[[Trainer, dict[str, float]], None] | None = None
+        """Called after every update with ``batch`` (1-based), ``batches``, ``loss``, ``acc``."""
         self.history: list[EpochRecord] = []
         self.stop = False
         self.interrupted = False  # set with `stop` by an interrupt handler; the current epoch still ends
@@ -121,9 +123,10 @@ class Trainer:
         if self.augment is not None:
             self.augment(xs, self.rng)
         total = 0.0
-        for batch, (start, stop) in enumerate(batch_bounds(len(xs), self.batch_size), 1):
+        bounds = batch_bounds(len(xs), self.batch_size)
+        for batch, (start, stop) in enumerate(bounds, 1):
             xb, yb = xs[start:stop], ys[start:stop]
-            loss, _ = self.network.loss_and_grads(xb, yb)
+            loss, logits = self.network.loss_and_grads(xb, yb)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {len(self.history) + 1}, batch {batch}; try a smaller learning rate"
@@ -132,6 +135,9 @@ class Trainer:
                 clip_grad_norm(self.network.parameters(), self.clip_norm)
             self.optimizer.step(self.network.parameters())
             total += loss * len(xb)
+            if self.on_batch is not None:
+                acc = float(np.mean(logits.argmax(axis=1) == yb))
+                self.on_batch(self, {"batch": batch, "batches": len(bounds), "loss": loss, "acc": acc})
         return total / len(xs)
 
     def fit(
@@ -141,6 +147,8 @@ class Trainer:
         epochs: int,
         eval_sets: Mapping[str, tuple[Array, Labels]] | None = None,
         callbacks: Sequence[Callable[[Trainer, EpochRecord], None]] = (),
+        *,
+        eval_train: bool = True,
     ) -> list[EpochRecord]:
         """Train until ``epochs`` epochs are done in total (a resumed trainer continues).
 
@@ -150,19 +158,26 @@ class Trainer:
         is appended to :attr:`history` and passed to each callback.  A callback may set
         :attr:`stop` to end training early; every callback's ``close`` runs at the end
         (also when training stops on an error).
+
+        With ``eval_train=False`` the training set is not evaluated again (a pass over
+        it saved per epoch): ``train_loss`` is then the epoch's mean mini-batch loss as
+        :meth:`train_epoch` returns it (training mode, L2 penalty included), and the
+        record has no ``train_acc``.
         """
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         if len(X) == 0:
             raise ValueError("cannot train on an empty training set")
-        sets = {"train": (X, y), **(eval_sets or {})}
+        sets = {**({"train": (X, y)} if eval_train else {}), **(eval_sets or {})}
         self.stop = False
         try:
             while len(self.history) < epochs and not self.stop:
                 # A diverging loss is reported by train_epoch itself, without numpy's warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    self.train_epoch(X, y)
+                    batch_loss = self.train_epoch(X, y)
                 record: EpochRecord = {"epoch": float(len(self.history) + 1)}
+                if not eval_train:
+                    record["train_loss"] = batch_loss
                 for name, (Xe, ye) in sets.items():
                     record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.network, Xe, ye)
                 self.history.append(record)
