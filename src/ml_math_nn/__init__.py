@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .config import TrainConfig, load_config  # noqa: E402
+from .estimator import MLPClassifier  # noqa: E402
 from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
 from .losses import SoftmaxCrossEntropy, log_softmax, softmax  # noqa: E402
 from .network import Network, build_mlp  # noqa: E402
@@ -15,5 +16,5 @@ __all__ = [
     "ELU", "GELU", "SGD", "AdaGrad", "Adam", "AdamW", "BatchNorm", "Dense", "Dropout", "EarlyStopping", "Layer",
     "LeakyReLU", "Model", "Network", "Optimizer", "RMSprop", "ReLU", "Schedule", "Sigmoid", "SoftmaxCrossEntropy",
     "Tanh", "TrainConfig", "Trainer", "build_mlp", "clip_grad_norm", "evaluate", "load_config", "load_model",
-    "log_softmax", "make_optimizer", "make_schedule", "save_model", "softmax",
+    "log_softmax", "make_optimizer", "make_schedule", "save_model", "softmax", "MLPClassifier",
 ]

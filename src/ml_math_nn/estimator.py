@@ -1,0 +1,489 @@
+r"""A scikit-learn classifier made of this library's network, optimisers and training loop.
+
+:class:`MLPClassifier` is the training run of ``ml-math-nn train`` behind scikit-learn's
+estimator API: its parameters become a :class:`~ml_math_nn.config.TrainConfig` (which
+validates them), and the network, optimiser, learning-rate schedule, random generators,
+:class:`~ml_math_nn.train.Trainer` and :class:`~ml_math_nn.train.EarlyStopping` come from
+the same builders as the CLI's (:mod:`ml_math_nn.experiment`).  One implementation, two faces.
+
+It minimises the objective of :class:`~ml_math_nn.network.Network`,
+
+.. math:: L = -\frac{1}{m}\sum_{i=1}^{m} \log \operatorname{softmax}(z_i)_{y_i}
+          + \frac{\alpha}{2} \sum_\ell \lVert W_\ell \rVert_F^2,
+
+over shuffled mini-batches of the rows of ``X`` (the features are not scaled here: put a
+``StandardScaler`` before it in a ``Pipeline``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._types import Array
+from .config import TrainConfig
+from .data import split
+from .experiment import ScheduleStep, build_network, build_optimizer, build_schedule, derived_seeds, run_generators
+from .losses import log_softmax
+from .network import Network
+from .optim import Optimizer
+from .persistence import Model, load_model, save_model
+from .schedules import Schedule
+from .train import Callback, EarlyStopping, EpochRecord, Trainer
+
+CONFIG_FIELDS: dict[str, str] = {
+    "hidden_layer_sizes": "hidden",
+    "activation": "activation",
+    "init": "init",
+    "dropout": "dropout",
+    "batch_norm": "batch_norm",
+    "alpha": "l2",
+    "dtype": "dtype",
+    "optimizer": "optimizer",
+    "learning_rate_init": "lr",
+    "momentum": "momentum",
+    "nesterov": "nesterov",
+    "beta_1": "beta1",
+    "beta_2": "beta2",
+    "weight_decay": "weight_decay",
+    "clip_norm": "clip_norm",
+    "schedule": "schedule",
+    "warmup_epochs": "warmup_epochs",
+    "step_size": "step_size",
+    "gamma": "gamma",
+    "min_lr": "min_lr",
+    "plateau_patience": "plateau_patience",
+    "max_iter": "epochs",
+    "batch_size": "batch_size",
+    "early_stopping": "early_stopping",
+    "validation_fraction": "val_size",
+    "n_iter_no_change": "patience",
+    "monitor": "monitor",
+}
+"""Each estimator parameter and the :class:`~ml_math_nn.config.TrainConfig` field (CLI option) it sets.
+
+``random_state`` sets ``seed`` (see :meth:`MLPClassifier.fit`); ``warm_start`` is the
+estimator's own."""
+
+SOURCE = "MLPClassifier"
+"""The ``source`` the config's messages start with, removed when they are re-raised."""
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    r"""A fully connected network classifier with scikit-learn's API, trained like ``ml-math-nn train``.
+
+    Samples are rows.  Each hidden width gives ``Dense [-> BatchNorm] -> activation
+    [-> Dropout]``, then a ``Dense`` layer gives one logit per class and the softmax
+    gives the probabilities.  The features are used as given: scale them with a
+    ``StandardScaler`` in a ``Pipeline`` (the CLI scales its data itself; this does not).
+
+    The defaults are those of ``ml-math-nn train``.  Parameters are checked when
+    :meth:`fit` runs, by :class:`~ml_math_nn.config.TrainConfig`, and a bad value is a
+    one-line ``ValueError`` naming the parameter.  The CLI option each one sets is in
+    brackets.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(128,)
+        Width of each hidden layer, ``()`` for none [``hidden``].
+    activation : str or sequence of str, default="relu"
+        relu, leaky_relu, elu, gelu, tanh or sigmoid; one for all hidden layers or one
+        per layer [``activation``].
+    init : str, optional
+        Initialiser of every dense layer; None picks the one that suits the activation
+        [``init``].
+    dropout : float, default=0.0
+        Dropout rate after each hidden activation [``dropout``].
+    batch_norm : bool, default=False
+        Batch normalisation between each hidden dense layer and its activation [``batch_norm``].
+    alpha : float, default=0.0
+        :math:`\alpha`, the L2 penalty's weight in the objective above [``l2``].
+        scikit-learn's own ``alpha`` is divided by the batch size; this one is not.
+    dtype : {None, "float32", "float64"}, default=None
+        Floating type of the parameters and computations [``dtype``].  None follows ``X``:
+        float32 input trains float32 parameters, any other input float64.
+    optimizer : str, default="sgd"
+        sgd, adam, adamw, rmsprop or adagrad [``optimizer``].
+    learning_rate_init : float, default=0.05
+        Initial learning rate :math:`\eta` [``lr``].
+    momentum : float, default=0.0
+        Momentum of sgd and rmsprop [``momentum``].
+    nesterov : bool, default=False
+        Nesterov momentum for sgd [``nesterov``].
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's and AdamW's moment decay rates [``beta1``, ``beta2``].
+    weight_decay : float, default=0.0
+        The optimiser's weight decay (decoupled for adamw) [``weight_decay``].
+    clip_norm : float, optional
+        Rescale each batch's gradients to at most this global L2 norm [``clip_norm``].
+    schedule : str, default="constant"
+        Learning-rate schedule per epoch: constant, step, exponential, cosine or plateau
+        [``schedule``]; ``plateau`` watches the validation loss of a split of
+        ``validation_fraction`` made for it (the training loss in :meth:`partial_fit`).
+    warmup_epochs, step_size, gamma, min_lr, plateau_patience : int, int, float, float, int
+        The schedule's settings, defaults 0, 10, 0.1, 0.0, 5 [same names].
+    max_iter : int, default=30
+        Epochs (full passes over the training rows) per call to :meth:`fit` [``epochs``].
+    batch_size : int, default=32
+        Rows per mini-batch [``batch_size``].
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (stratified), stop when
+        ``monitor`` has not improved for ``n_iter_no_change`` epochs and keep the
+        weights of the best epoch [``early_stopping``].  Not used by :meth:`partial_fit`.
+    validation_fraction : float, default=0.1
+        Fraction held out when ``early_stopping`` or the plateau schedule needs it [``val_size``].
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs [``patience``].
+    monitor : {"val_loss", "val_acc"}, default="val_loss"
+        What early stopping watches [``monitor``].
+    random_state : None, int, numpy RandomState or Generator, default=None
+        Where the seed of a fit comes from [``seed``]: an int is the seed itself; a
+        RandomState or Generator gives one draw per fit; None takes fresh entropy from
+        the operating system.  From the seed, independent streams initialise the
+        weights, shuffle the epochs, draw dropout masks and split off validation rows.
+    warm_start : bool, default=False
+        :meth:`fit` goes on from the previous fit's network, optimiser state, schedule
+        and generators instead of starting anew.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels (any type :func:`sklearn.utils.multiclass.unique_labels` accepts).
+    n_features_in_ : int
+        Number of features seen by :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X`` when it was a DataFrame with string column names.
+    seed_ : int
+        The seed the first fit drew from ``random_state``.
+    network_ : Network
+        The trained network (its ``n_out`` is ``len(classes_)``).
+    optimizer_ : Optimizer
+        The optimiser, with its state.
+    history_ : list of dict
+        One record per epoch trained, as the CLI's ``metrics.csv`` rows.
+    loss_curve_ : list of float
+        Per epoch, the mean mini-batch loss (cross-entropy plus L2 penalty, training mode).
+    best_loss_ : float or None
+        Lowest value of ``loss_curve_``; None with early stopping.
+    validation_scores_ : list of float or None
+        Per epoch, the accuracy on the validation rows; None without early stopping.
+    best_validation_score_ : float or None
+        Validation accuracy of the epoch whose weights were kept; None without early stopping.
+    n_iter_ : int
+        Epochs trained in all (warm starts and :meth:`partial_fit` calls add up).
+
+    Notes
+    -----
+    Pickle it as any scikit-learn estimator (GridSearchCV, ``joblib`` and ``n_jobs > 1``
+    do), but only load pickles you trust: unpickling runs code.  To share a model, use
+    :meth:`save` and :meth:`load`, the library's ``.npz`` format, which stores only
+    arrays and JSON and is verified when read.
+    """
+
+    # Set by fitting (annotated here for the type checker; no class-level values).
+    classes_: NDArray[Any]
+    seed_: int
+    network_: Network
+    optimizer_: Optimizer
+    history_: list[EpochRecord]
+    _schedule: Schedule
+    _rngs: dict[str, np.random.Generator]
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | tuple[int, ...] = (128,),
+        activation: str | tuple[str, ...] = "relu",
+        *,
+        init: str | None = None,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        alpha: float = 0.0,
+        dtype: str | None = None,
+        optimizer: str = "sgd",
+        learning_rate_init: float = 0.05,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        schedule: str = "constant",
+        warmup_epochs: int = 0,
+        step_size: int = 10,
+        gamma: float = 0.1,
+        min_lr: float = 0.0,
+        plateau_patience: int = 5,
+        max_iter: int = 30,
+        batch_size: int = 32,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        monitor: str = "val_loss",
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        warm_start: bool = False,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.init = init
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.alpha = alpha
+        self.dtype = dtype
+        self.optimizer = optimizer
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.step_size = step_size
+        self.gamma = gamma
+        self.min_lr = min_lr
+        self.plateau_patience = plateau_patience
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.monitor = monitor
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    # -- parameters -> TrainConfig ----------------------------------------------------
+    def _config(self) -> TrainConfig:
+        """The :class:`~ml_math_nn.config.TrainConfig` of the current parameters (seed 0 for now).
+
+        Raises ``ValueError`` naming the estimator parameter(s) of the first invalid option.
+        """
+        params = self.get_params(deep=False)
+        try:
+            return _train_config(params)
+        except ValueError as e:
+            reason = str(e).removeprefix(f"{SOURCE}: ")
+        defaults = type(self)().get_params(deep=False)
+        culprits = [name for name in CONFIG_FIELDS if _error({**params, name: defaults[name]}) != reason]
+        named = ", ".join(f"{name}={params[name]!r}" for name in culprits)
+        raise ValueError(f"{type(self).__name__} parameter {named or '(several)'}: {reason}") from None
+
+    def _seed(self) -> int:
+        """The seed of a new fit, from ``random_state``."""
+        state = self.random_state
+        if state is None:
+            return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+        if isinstance(state, (int, np.integer)) and not isinstance(state, bool) and state >= 0:
+            return int(state)
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(np.iinfo(np.int32).max))
+        if isinstance(state, np.random.Generator):
+            return int(state.integers(np.iinfo(np.int64).max))
+        raise ValueError(
+            f"{type(self).__name__} parameter random_state={state!r}: "
+            "expected None, an int >= 0, a numpy RandomState or a numpy Generator"
+        )
+
+    # -- training ---------------------------------------------------------------------
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
+        """Train on ``X`` (n_samples, n_features) and labels ``y`` for ``max_iter`` epochs.
+
+        A new fit (``warm_start`` off, or nothing fitted yet) draws its seed from
+        ``random_state`` and builds the network, optimiser, schedule and generators as
+        ``ml-math-nn train`` does; with ``warm_start`` it goes on from the last fit's.
+        """
+        return self._train(X, y, None, incremental=False)
+
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> MLPClassifier:
+        """One epoch on ``(X, y)``, going on from the current state.
+
+        ``classes`` (every label there will ever be) is required on the first call and
+        optional afterwards, when it must be the same.  Early stopping does not apply.
+        """
+        return self._train(X, y, classes, incremental=True)
+
+    def _train(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None, incremental: bool) -> MLPClassifier:
+        name = type(self).__name__
+        config = self._config()
+        fitted = hasattr(self, "network_")
+        fresh = not fitted or not (incremental or self.warm_start)
+        if incremental and fresh and classes is None:
+            raise ValueError(f"{name}.partial_fit needs classes= (every label) on its first call")
+        dtype = self.network_.dtype if not fresh else None
+        # float32 stays float32, float64 stays float64, anything else becomes float64 ...
+        Xv, yv = validate_data(self, X, y, reset=fresh, dtype=[np.float64, np.float32])
+        # ... unless the dtype parameter or an earlier fit says otherwise.
+        dtype = dtype or np.dtype(config.dtype if self.dtype is not None else Xv.dtype)
+        Xv = Xv.astype(dtype, copy=False)
+        check_classification_targets(yv)
+        labels = unique_labels(classes if classes is not None else yv)
+        if fresh:
+            if len(labels) < 2:
+                raise ValueError(f"{name} needs at least 2 classes to train, got 1 class: {labels[0]!r}")
+            self.classes_ = labels
+        elif classes is not None and not np.array_equal(labels, self.classes_):
+            raise ValueError(f"{name}.partial_fit: classes={labels!r} differ from classes_={self.classes_!r}")
+        unknown = np.setdiff1d(unique_labels(yv), self.classes_)
+        if unknown.size:
+            raise ValueError(f"{name}: y has labels {unknown!r} that are not in classes_={self.classes_!r}")
+        codes = np.searchsorted(self.classes_, yv)
+
+        if fresh:
+            config = dataclasses.replace(config, dtype=dtype.name, seed=self._seed())
+            self._start(config)
+        holdout = not incremental and (config.early_stopping or config.schedule == "plateau")
+        eval_sets = {}
+        if holdout:
+            split_seed = int(derived_seeds(self.seed_)["val_split"].generate_state(1)[0])
+            Xv, X_val, codes, y_val = split(Xv, codes, config.val_size, split_seed)
+            eval_sets["val"] = (X_val, y_val)
+        stopper = EarlyStopping(config.monitor, config.patience) if holdout and config.early_stopping else None
+        trainer = Trainer(
+            self.network_, self.optimizer_, config.batch_size, self._rngs["shuffle"], clip_norm=config.clip_norm
+        )
+        trainer.history = self.history_  # appended to in place: warm starts and partial fits add up
+        callbacks: list[Callback] = [ScheduleStep(self._schedule, "val_loss" if holdout else "train_loss")]
+        if stopper is not None:
+            callbacks.append(stopper)
+        epochs = 1 if incremental else config.epochs
+        trainer.fit(Xv, codes, len(self.history_) + epochs, eval_sets, callbacks, eval_train=False)
+        self._summarise(stopper)
+        return self
+
+    def _start(self, config: TrainConfig) -> None:
+        """Build what a new fit trains, from ``config`` as the CLI does."""
+        self.seed_ = config.seed
+        self._rngs = run_generators(config.seed)
+        self.network_ = build_network(config, self.n_features_in_, len(self.classes_), self._rngs["dropout"])
+        self.optimizer_ = build_optimizer(config)
+        self._schedule = build_schedule(config, self.optimizer_)
+        self.history_ = []
+
+    def _summarise(self, stopper: EarlyStopping | None) -> None:
+        """The scikit-learn style attributes, from the epoch records."""
+        self.n_iter_ = len(self.history_)
+        self.loss_curve_ = [r["train_loss"] for r in self.history_]
+        self.best_loss_ = None if stopper is not None else min(self.loss_curve_, default=None)
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+        if stopper is not None:
+            self.validation_scores_ = [r["val_acc"] for r in self.history_ if "val_acc" in r]
+            self.best_validation_score_ = self.history_[stopper.best_epoch - 1]["val_acc"]
+
+    # -- prediction -------------------------------------------------------------------
+    def _features(self, X: ArrayLike) -> Array:
+        check_is_fitted(self)
+        Xv: Array = validate_data(self, X, reset=False, dtype=self.network_.dtype)
+        return Xv
+
+    def predict_proba(self, X: ArrayLike) -> Array:
+        r"""Class probabilities :math:`\operatorname{softmax}(z)`, one row per sample, columns as ``classes_``."""
+        X = self._features(X)
+        return self.network_.predict_proba(X)
+
+    def predict_log_proba(self, X: ArrayLike) -> Array:
+        r"""Log-probabilities :math:`z - \log\sum_j e^{z_j}` from the logits :math:`z` (never ``-inf``)."""
+        X = self._features(X)
+        return log_softmax(self.network_.forward(X))
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """The most probable class label of each row."""
+        X = self._features(X)
+        return self.classes_[self.network_.predict(X)]
+
+    # -- the library's model files ----------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the fitted model into ``directory`` in the library's format (model.npz + model.json).
+
+        The file holds arrays and JSON only, is written atomically and is verified when
+        read: the safe way to share a model, unlike a pickle.  ``ml-math-nn predict``
+        reads it too (with the class labels as strings).
+        """
+        check_is_fitted(self)
+        meta = {
+            "estimator": type(self).__name__,
+            "params": _json_params(self.get_params(deep=False)),
+            "classes": self.classes_.tolist(),
+            "feature_names_in": getattr(self, "feature_names_in_", np.array([])).tolist(),
+            "seed": self.seed_,
+            "history": self.history_,
+        }
+        save_model(directory, Model(self.network_, [str(c) for c in self.classes_], None, meta))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> MLPClassifier:
+        """The estimator saved by :meth:`save` in ``directory``, ready to predict.
+
+        Training it further (``warm_start`` or :meth:`partial_fit`) starts with a fresh
+        optimiser state and generators, which the file does not hold.
+        """
+        model = load_model(directory)
+        meta = model.meta
+        if meta.get("estimator") != cls.__name__:
+            raise ValueError(f"{directory}: not a saved {cls.__name__} (no estimator parameters in the model file)")
+        est = cls(**meta["params"])
+        est.classes_ = np.asarray(meta["classes"])
+        est.n_features_in_ = model.network.n_in
+        if meta["feature_names_in"]:
+            est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        config = dataclasses.replace(est._config(), dtype=model.network.dtype.name, seed=int(meta["seed"]))
+        est._start(config)
+        est.network_ = model.network
+        est.network_.set_rng(est._rngs["dropout"])
+        est.history_ = [dict(r) for r in meta["history"]]
+        est._summarise(None)
+        return est
+
+
+def _train_config(params: dict[str, Any]) -> TrainConfig:
+    """The config of the estimator parameters ``params`` (``ValueError`` from the config's checks)."""
+    values = {CONFIG_FIELDS[k]: _plain(v) for k, v in params.items() if k in CONFIG_FIELDS and v is not None}
+    hidden = values.get("hidden")
+    if isinstance(hidden, int):
+        values["hidden"] = (hidden,)
+    elif isinstance(hidden, (list, tuple, np.ndarray)):
+        values["hidden"] = tuple(_plain(h) for h in hidden)
+    if "dtype" in values:
+        try:
+            values["dtype"] = np.dtype(values["dtype"]).name
+        except TypeError:
+            pass  # left as given, for the config's message
+    try:
+        return TrainConfig.from_mapping(values, SOURCE)
+    except TypeError as e:  # a comparison of a badly typed value the type checks let through
+        raise ValueError(f"{SOURCE}: {e}") from None
+
+
+def _error(params: dict[str, Any]) -> str | None:
+    """The message of ``_train_config(params)``'s ``ValueError``; None when the config is valid."""
+    try:
+        _train_config(params)
+    except ValueError as e:
+        return str(e).removeprefix(f"{SOURCE}: ")
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (grids of ``np.arange`` values pass these)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as JSON values; a generator given as ``random_state`` is left out."""
+    out = {k: _plain(v) for k, v in params.items() if k != "random_state"}
+    if isinstance(params["random_state"], numbers.Integral):
+        out["random_state"] = int(params["random_state"])
+    for key in ("hidden_layer_sizes", "activation"):
+        if isinstance(out[key], (list, tuple, np.ndarray)):
+            out[key] = [_plain(v) for v in out[key]]
+    if out["dtype"] is not None:
+        out["dtype"] = np.dtype(out["dtype"]).name
+    return out
