@@ -57,7 +57,10 @@ class SoftmaxCrossEntropy:
         self._y: Labels | None = None
 
     def forward(self, z: Array, y: Labels) -> float:
-        """Mean cross-entropy of logits ``z`` (m, K) against integer labels ``y`` (m,)."""
+        r"""Mean cross-entropy of logits ``z`` (m, K) against integer labels ``y`` (m,).
+
+        .. math:: L = -\frac1m \sum_i \log \operatorname{softmax}(Z)_{i y_i}
+        """
         if z.ndim != 2 or y.shape != (z.shape[0],):
             raise ValueError(f"expected logits (m, K) and labels (m,), got {z.shape} and {y.shape}")
         shifted = z - z.max(axis=1, keepdims=True)
