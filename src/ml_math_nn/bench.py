@@ -10,9 +10,9 @@ contender's per-epoch time is the median over its epochs.
 
 Our efficiency is the floating-point work an epoch needs divided by our per-epoch
 time, as a fraction of the float32 matrix-multiply rate that ``np.matmul`` reaches on
-large square matrices in the same run.  The work is counted from the layer shapes: a
-:class:`~ml_math_nn.layers.Dense` layer of shape :math:`n_{in} \times n_{out}` needs,
-per sample,
+large square matrices (sampled once per round, between the epochs).  The work is
+counted from the layer shapes: a :class:`~ml_math_nn.layers.Dense` layer of shape
+:math:`n_{in} \times n_{out}` needs, per sample,
 
 .. math:: \underbrace{2 n_{in} n_{out}}_{Z = XW} + \underbrace{2 n_{in} n_{out}}_{X^\top G}
           + \underbrace{2 n_{in} n_{out}}_{G W^\top} = 6\, n_{in} n_{out},
@@ -82,6 +82,8 @@ WORKLOADS = (
     Workload("b", "fashion-mnist", (256,), 128, "sgd", 0.05, 10),
     Workload("c", "fashion-mnist", (512, 256), 128, "adam", 1e-3, 10),
 )
+MATMUL_N, MATMUL_N_QUICK = 2048, 512
+"""Size of the square float32 products that measure the machine's matmul rate."""
 QUICK_EPOCHS = 3
 QUICK_TRAIN, QUICK_TEST = 4000, 1000
 """Quick mode trains on a subset of Fashion-MNIST and tests on part of its test set."""
@@ -105,13 +107,13 @@ def load(name: str, quick: bool) -> tuple[Array, Labels, Array, Labels]:
 
 
 # -- measurements --------------------------------------------------------------------
-def matmul_rate(n: int, repeats: int) -> float:
-    r"""Float32 ``np.matmul`` rate in FLOP/s on ``n x n`` matrices: :math:`2n^3` / median time."""
+def matmul_probe(n: int) -> Callable[[], object]:
+    """One float32 ``np.matmul`` of two ``n x n`` matrices (:math:`2n^3` FLOPs) per call."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
     out = np.empty((n, n), dtype=np.float32)
     np.matmul(a, b, out=out)  # warm-up: first-touch pages, BLAS thread start
-    return 2.0 * n**3 / _median_time(lambda: np.matmul(a, b, out=out), repeats)
+    return partial(np.matmul, a, b, out=out)
 
 
 def flops_per_epoch(network: Network, n_samples: int) -> int:
@@ -262,12 +264,15 @@ def run_workload(w: Workload, quick: bool, seed: int, infer_repeats: int) -> dic
         contenders.append(Torch(w, X, y, ours.trainer.network, seed))
     except ImportError:
         notes.append("PyTorch is not installed (pip install torch): left out")
-    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    # The matmul rate is sampled in the same rounds, so all four see the same load.
+    n = MATMUL_N_QUICK if quick else MATMUL_N
+    rounds: dict[str, Callable[[], object]] = {c.name: c.epoch for c in contenders} | {"matmul": matmul_probe(n)}
+    times: dict[str, list[float]] = {name: [] for name in rounds}
     for _ in range(epochs):
-        for c in contenders:
+        for name, step in rounds.items():
             start = time.perf_counter()
-            c.epoch()
-            times[c.name].append(time.perf_counter() - start)
+            step()
+            times[name].append(time.perf_counter() - start)
 
     results: dict[str, dict[str, Any]] = {}
     for c in contenders:
@@ -280,6 +285,7 @@ def run_workload(w: Workload, quick: bool, seed: int, infer_repeats: int) -> dic
         }
     ours_s = results[OURS]["epoch_s"]
     flops = flops_per_epoch(ours.trainer.network, len(X))
+    matmul_rate = 2.0 * n**3 / statistics.median(times["matmul"])
     train_bytes = X.size * np.dtype(np.float32).itemsize
     peak = peak_training_memory(ours.fresh_trainer, X, y, X_test, y_test)
     return {
@@ -292,6 +298,9 @@ def run_workload(w: Workload, quick: bool, seed: int, infer_repeats: int) -> dic
         "ratio_to_ours": {name: r["epoch_s"] / ours_s for name, r in results.items() if name != OURS},
         "flops_per_epoch": flops,
         "ours_flops_per_s": flops / ours_s,
+        "matmul_n": n,
+        "matmul_flops_per_s": matmul_rate,
+        "efficiency": flops / ours_s / matmul_rate,
         "peak_train_memory_bytes": peak,
         "train_set_float32_bytes": train_bytes,
         "notes": notes,
@@ -335,14 +344,17 @@ def run(
     """The whole benchmark with every library limited to ``threads`` threads; returns the report."""
     threads = threads or len(os.sched_getaffinity(0))
     chosen = [w for w in WORKLOADS if w.name in workloads]
-    with threadpool_limits(limits=threads), _torch_threads(threads):
-        rate = matmul_rate(1024 if quick else 2048, 3 if quick else 10)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch per call is the point
-            results = [run_workload(w, quick, seed, 2 if quick else 10) for w in chosen]
-    for r in results:
-        r["efficiency"] = r["ours_flops_per_s"] / rate
-    return {"quick": quick, "threads": threads, "machine": machine(), "matmul_flops_per_s": rate, "workloads": results}
+    load_before = os.getloadavg()[0]
+    with threadpool_limits(limits=threads), _torch_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch per call is the point
+        results = [run_workload(w, quick, seed, 2 if quick else 10) for w in chosen]
+    return {
+        "quick": quick,
+        "threads": threads,
+        "machine": machine(),
+        "load_average_1min": [load_before, os.getloadavg()[0]],
+        "workloads": results,
+    }
 
 
 @contextmanager
@@ -368,7 +380,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {report['threads']} threads for every library",
         f"Python {m['python']}, numpy {m['numpy']} ({m['blas']}), scikit-learn {m['scikit-learn']}, "
         f"torch {m['torch']}, ml-math-nn {m['ml_math_nn']}",
-        f"float32 np.matmul rate: {report['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s",
+        "1-minute load average (other processes) at start and end: "
+        + ", ".join(f"{x:.2f}" for x in report["load_average_1min"]),
         "",
     ]
     for w in report["workloads"]:
@@ -389,7 +402,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"ours: {w['flops_per_epoch'] / 1e9:.2f} GFLOP per epoch at {w['ours_flops_per_s'] / 1e9:.1f} GFLOP/s"
-            f" = {w['efficiency']:.0%} of the matmul rate; peak training memory "
+            f" = {w['efficiency']:.0%} of the float32 np.matmul rate ({w['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"
+            f" at n={w['matmul_n']}, sampled in the same rounds); peak training memory "
             f"{peak / 2**20:.1f} MiB = {peak / size:.2f} x the float32 training set ({size / 2**20:.1f} MiB)",
             *(f"note: {n}" for n in w["notes"]),
             "",
