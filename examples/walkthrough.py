@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 from sklearn.datasets import load_digits
 
-from ml_math_nn import data
+from ml_math_nn.config import TrainConfig
+from ml_math_nn.experiment import prepare_data
 from ml_math_nn.losses import softmax
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
@@ -41,9 +42,8 @@ def show(name: str, values: np.ndarray, spec: str = "+.4f") -> None:
 def main() -> None:
     digits = load_digits()
     pixels, label = digits.data[0], int(digits.target[0])
-    # Scale exactly as training does: one mean and one std over all pixels of the training split.
-    train = data.digits(test_size=0.2, seed=SEED)
-    scaler = data.Standardizer.fit(train.X_train, np.float64, per_feature=False)
+    # The scaling `ml-math-nn train` fits: one mean and one std over all training pixels.
+    scaler = prepare_data(TrainConfig(seed=SEED, dtype="float64")).scaler
     x = scaler.transform(pixels[None, :])
     y = np.array([label])
     onehot = np.eye(10)[y]
