@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .init import INITIALIZERS
 from .network import ACTIVATIONS
 from .optim import OPTIMIZERS
 from .schedules import SCHEDULES
@@ -123,6 +124,10 @@ class TrainConfig:
                 len(self.activations) == len(self.hidden),
                 f"activation lists {len(self.activations)} names for {len(self.hidden)} hidden layers",
             ),
+            (
+                self.init is None or self.init in INITIALIZERS,
+                f"unknown init {self.init!r}; choose from {', '.join(INITIALIZERS)}",
+            ),
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
@@ -135,7 +140,7 @@ class TrainConfig:
                 self.optimizer in OPTIMIZER_NAMES,
                 f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZER_NAMES)}",
             ),
-            (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0"),
             (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"betas must be in [0, 1), got {self.beta1}, {self.beta2}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
@@ -185,7 +190,10 @@ class TrainConfig:
         coerced: dict[str, Any] = {}
         for name, value in values.items():
             coerced[name] = _coerce(name, value, getattr(defaults, name), source)
-        return cls(**coerced)
+        try:
+            return cls(**coerced)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
     def merged(self, overrides: Mapping[str, Any], source: str = "command line") -> TrainConfig:
         """A copy with ``overrides`` applied (validated like :meth:`from_mapping`)."""

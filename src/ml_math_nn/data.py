@@ -147,8 +147,11 @@ class Standardizer:
         return out
 
 
-def split(X: NDArray[Any], y: Labels, test_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
-    """Stratified train/test split, reproducible from ``seed``."""
+def split(X: NDArray[Any], y: Labels, test_size: float | None, seed: int) -> tuple[Array, Array, Labels, Labels]:
+    """Stratified train/test split, reproducible from ``seed``; ``test_size=None`` makes
+    every sample a test sample (data for evaluating a saved model)."""
+    if test_size is None:
+        return X[:0], X, y[:0], y
     if not 0 < test_size < 1:
         raise ValueError(f"test size must be strictly between 0 and 1, got {test_size}")
     parts = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
@@ -175,7 +178,7 @@ def stratified_subset(y: Labels, n: int, seed: int) -> NDArray[np.intp]:
     return np.sort(perm[np.argsort(keys, kind="stable")[:n]])
 
 
-def digits(test_size: float = 0.2, seed: int = 0) -> Dataset:
+def digits(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1,797 images, pixel values 0..16)."""
     bunch = load_digits()
     X_train, X_test, y_train, y_test = split(bunch.data, bunch.target.astype(np.intp), test_size, seed)
@@ -282,7 +285,7 @@ def _table_dataset(
     name: str,
     data_dir: str | Path | None,
     test_file: str | Path | None,
-    test_size: float,
+    test_size: float | None,
     seed: int,
     label_column: str | int | None,
     header: bool | None,
@@ -324,7 +327,7 @@ def load_dataset(
     *,
     data_dir: str | Path | None = None,
     test_file: str | Path | None = None,
-    test_size: float = 0.2,
+    test_size: float | None = 0.2,
     seed: int = 0,
     label_column: str | int | None = None,
     header: bool | None = None,
@@ -344,6 +347,7 @@ def load_dataset(
     test_file : str or Path, optional
         A CSV/NPZ test set in the same format; otherwise a stratified ``test_size``
         split of the file (IDX datasets always use their official test set).
+        ``test_size=None`` makes all of a CSV/NPZ file or of digits the test set.
     seed : int
         Seed of the test split and of the subset.
     label_column, header

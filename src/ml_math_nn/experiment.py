@@ -289,7 +289,9 @@ def run_training(
     model = Model(network, ds.class_names, prepared.scaler, {"dataset": ds.name, "config": config.to_dict()})
     status = "failed"
     try:
-        with stop_on_interrupt(trainer):
+        # A diverging loss stops training with one message naming the epoch and batch;
+        # numpy's overflow warnings on the way there would only repeat it as noise.
+        with stop_on_interrupt(trainer), np.errstate(over="ignore", invalid="ignore"):
             trainer.fit(prepared.X_train, prepared.y_train, config.epochs, prepared.eval_sets(), run_callbacks)
         status = "interrupted" if trainer.interrupted else "completed"
     except TrainingDiverged:

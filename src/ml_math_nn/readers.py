@@ -30,6 +30,9 @@ IDX_TYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0
 """IDX type code -> numpy dtype of the stored values."""
 
 GZIP_MAGIC = b"\x1f\x8b"
+NUMPY_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
+"""How a zip archive (an ``.npz``, possibly empty) or an ``.npy`` file starts; ``np.load``
+tries to unpickle anything else, and so would report a PNG as "pickled data"."""
 MAX_DEFLATE_RATIO = 1032
 """Deflate expands at most about 1032:1, which bounds what a gzip file can hold."""
 
@@ -61,6 +64,12 @@ def _read_exact(f: io.BufferedIOBase, out: NDArray[Any]) -> int:
             break
         got += n
     return got
+
+
+def is_numpy_file(path: Path) -> bool:
+    """Whether ``path`` starts like an ``.npz`` or ``.npy`` file (see :data:`NUMPY_MAGIC`)."""
+    with path.open("rb") as f:
+        return f.read(6).startswith(NUMPY_MAGIC)
 
 
 def read_idx(path: str | Path) -> NDArray[Any]:
@@ -263,6 +272,8 @@ def read_npz(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
     """
     path = Path(path)
     try:
+        if not is_numpy_file(path):
+            raise DataError(f"{path}: not a readable NPZ archive (neither a zip archive nor a .npy array)")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise DataError(f"{path}: not an NPZ archive (a single .npy array?)")

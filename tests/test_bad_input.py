@@ -1,0 +1,351 @@
+"""Bad input at every entry point of the command line.
+
+Input and usage errors exit with 2, a failure during a run with 1; either way stderr
+gets one line saying what is wrong and where (the file with its line and column, the
+option with its value), never a traceback.  ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_math_nn.cli import main
+from ml_math_nn.persistence import load_model
+from test_data import idx_bytes, write_idx_set
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+ROWS = 40
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def table(n_features: int = 3, labels: tuple[str, ...] = ("cat", "dog")) -> str:
+    """CSV text: a header, then ``ROWS`` rows of random features with the labels in turn."""
+    X = np.random.default_rng(0).normal(size=(ROWS, n_features)).round(3)
+    header = ",".join([*(f"x{j}" for j in range(n_features)), "label"])
+    rows = (",".join([*map(str, x), labels[i % len(labels)]]) for i, x in enumerate(X))
+    return "\n".join([header, *rows]) + "\n"
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int | str | None, str]:
+    """Exit code of ``ml-math-nn argv`` (argparse exits through SystemExit) and its one stderr line."""
+    try:
+        code: int | str | None = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    return code, err.strip()
+
+
+def at(path: Path) -> str:
+    """``path`` as a regular expression that matches it literally."""
+    return re.escape(str(path))
+
+
+def assert_input_error(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    """Exit 2 with exactly ``ml-math-nn: error: <message>`` (a regular expression)."""
+    code, err = cli_error(capsys, *argv)
+    assert code == 2
+    assert re.fullmatch(f"ml-math-nn: error: {message}", err), err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained for one epoch on three features and the classes cat and dog."""
+    folder = tmp_path_factory.mktemp("bad-input")
+    data = write(folder / "train.csv", table())
+    out = folder / "run"
+    argv = ["train", "--dataset", f"csv:{data}", "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    return out
+
+
+# -- data files ----------------------------------------------------------------------
+HEAD = "x0,x1,label\n"
+CSV_CASES = [
+    ("nan.csv", HEAD + "1,2,cat\n1,nan,dog\n", r"line 3, column 2 \('x1'\): non-finite value 'nan'"),
+    ("inf.csv", HEAD + "1,2,cat\n-inf,0,dog\n", r"line 3, column 1 \('x0'\): non-finite value '-inf'"),
+    ("empty.csv", "", r"empty file \(no rows\)"),
+    ("header.csv", HEAD, "a header row but no data rows"),
+    ("text.csv", HEAD + "1,2,cat\n3,four,dog\n", r"line 3, column 2 \('x1'\): non-numeric cell 'four'"),
+    ("ragged.csv", HEAD + "1,2,cat\n3,dog\n", "line 3 has 2 cells, expected 3 like line 1"),
+    ("single.csv", HEAD + "1,2,cat\n3,4,cat\n", r"a single class \(cat\); classification needs at least 2"),
+    ("image.png", PNG, r"not UTF-8 text \(byte 0\)"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), CSV_CASES, ids=[c[0] for c in CSV_CASES])
+def test_bad_csv_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str | bytes, message: str
+) -> None:
+    path = write(tmp_path / name, content)
+    argv = ["train", "--dataset", f"csv:{path}", "--out", str(tmp_path / "run")]
+    assert_input_error(capsys, argv, f"{at(path)}: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+def npz_bytes(tmp_path: Path, **arrays: object) -> bytes:
+    np.savez(tmp_path / "scratch.npz", **arrays)  # type: ignore[arg-type]
+    return (tmp_path / "scratch.npz").read_bytes()
+
+
+NPZ_CASES = [
+    ("nan", {"X": np.array([[1.0, np.nan], [0, 1]]), "y": [0, 1]}, r"X holds non-finite values \(NaN or infinity\)"),
+    ("single", {"X": np.eye(3), "y": [4, 4, 4]}, r"a single class \(4\); classification needs at least 2"),
+    ("no-y", {"X": np.eye(3)}, r"missing array 'y' \(has: X\)"),
+    ("count", {"X": np.eye(3), "y": [0, 1]}, "3 samples in X but 2 labels in y"),
+    ("pickle", {"X": np.array([[{"a": 1}]], dtype=object), "y": [0]}, r"not a readable NPZ archive \(.*pickle.*\)"),
+    ("png", PNG, r"not a readable NPZ archive \(neither a zip archive nor a \.npy array\)"),
+    ("csv", HEAD + "1,2,cat\n", r"not a readable NPZ archive \(neither a zip archive nor a \.npy array\)"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), NPZ_CASES, ids=[c[0] for c in NPZ_CASES])
+def test_bad_npz_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: object, message: str
+) -> None:
+    raw = npz_bytes(tmp_path, **content) if isinstance(content, dict) else content
+    assert isinstance(raw, (str, bytes))
+    path = write(tmp_path / f"{name}.npz", raw)
+    argv = ["train", "--dataset", f"npz:{path}", "--out", str(tmp_path / "run")]
+    assert_input_error(capsys, argv, f"{at(path)}: {message}")
+
+
+def test_idx_label_out_of_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_idx_set(tmp_path, np.random.default_rng(1))
+    labels = write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.array([*range(10)] * 2 + [10] * 10)))
+    argv = ["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")]
+    assert_input_error(capsys, argv, f"{at(labels)}: label 10 out of range 0..9")
+
+
+@pytest.mark.parametrize(
+    ("test_text", "message"),
+    [
+        (table(n_features=2), "2 features per sample, the training file has 3"),
+        (table(labels=("cat", "cow")), "label cow does not occur in the training data"),
+    ],
+    ids=["features", "labels"],
+)
+def test_test_file_unlike_the_training_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], test_text: str, message: str
+) -> None:
+    train, test = write(tmp_path / "train.csv", table()), write(tmp_path / "test.csv", test_text)
+    argv = ["train", "--dataset", f"csv:{train}", "--test-file", str(test), "--out", str(tmp_path / "run")]
+    assert_input_error(capsys, argv, f"{at(test)}: {message}")
+
+
+def test_dataset_spec_and_label_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--out", str(tmp_path / "run")]
+    assert_input_error(capsys, ["train", "--dataset", "imagenet", *out], "unknown dataset 'imagenet'; choose .*")
+    missing = tmp_path / "nowhere.csv"
+    assert_input_error(capsys, ["train", "--dataset", f"csv:{missing}", *out], f"{at(missing)}: file not found .*")
+    path = write(tmp_path / "t.csv", table())
+    argv = ["train", "--dataset", f"csv:{path}", "--label-column", "species", *out]
+    assert_input_error(capsys, argv, rf"{at(path)}: no column named 'species' \(columns: x0, x1, x2, label\)")
+
+
+# -- options and config files -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "0"], "learning rate must be > 0, got 0.0"),
+        (["--lr", "-0.5"], "learning rate must be > 0, got -0.5"),
+        (["--lr", "nan"], "lr must be a finite number, got nan"),
+        (["--lr", "inf"], "lr must be a finite number, got inf"),
+        (["--batch-size", "0"], "batch size must be >= 1, got 0"),
+        (["--epochs", "-1"], "epochs must be >= 0, got -1"),
+        (["--dropout", "1"], r"dropout must be in \[0, 1\), got 1.0"),
+        (["--dropout", "-0.1"], r"dropout must be in \[0, 1\), got -0.1"),
+        (["--activation", "swish"], "unknown activation 'swish'; choose from relu, .*"),
+        (["--activation", "relu,tanh"], "activation lists 2 names for 1 hidden layers"),
+        (["--init", "zeros"], "unknown init 'zeros'; choose from he_normal, .*"),
+        (["--momentum", "-1"], r"momentum must be in \[0, 1\), got -1.0"),
+        (["--momentum", "1"], r"momentum must be in \[0, 1\), got 1.0"),
+        (["--val-size", "1"], r"validation size must be in \[0, 1\), got 1.0"),
+        (["--early-stopping"], r"early stopping needs a validation split \(val_size > 0\).*"),
+        (["--subset", "1"], "subset must be >= 2, got 1"),
+        (["--checkpoint-every", "-1"], "checkpoint every must be >= 0, got -1"),
+    ],
+)
+def test_invalid_hyperparameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert_input_error(capsys, ["train", "--out", str(tmp_path / "run"), *args], f"command line: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "prog", "message"),
+    [
+        (["train", "--bogus"], "ml-math-nn", "unrecognized arguments: --bogus"),
+        (["train", "--optimizer", "adamax"], "ml-math-nn train", "argument --optimizer: invalid choice: 'adamax'"),
+        (["train", "--schedule", "linear"], "ml-math-nn train", "argument --schedule: invalid choice: 'linear'"),
+        (["train", "--dtype", "float16"], "ml-math-nn train", "argument --dtype: invalid choice: 'float16'"),
+        (["train", "--lr", "fast"], "ml-math-nn train", "argument --lr: invalid float value: 'fast'"),
+        (["train", "--epochs", "2.5"], "ml-math-nn train", "argument --epochs: invalid int value: '2.5'"),
+        (["train", "--hidden", "12,,3"], "ml-math-nn train", "argument --hidden: --hidden must be comma-separated"),
+        (["train", "--hidden", "a"], "ml-math-nn train", "argument --hidden: --hidden must be comma-separated"),
+        (["train", "--hidden", "0"], "ml-math-nn train", "argument --hidden: --hidden widths must be >= 1, got '0'"),
+        (["train", "--hidden", "8,-2"], "ml-math-nn train", "argument --hidden: --hidden widths must be >= 1"),
+        (["fit"], "ml-math-nn", "argument COMMAND: invalid choice: 'fit'"),
+        ([], "ml-math-nn", "the following arguments are required: COMMAND"),
+        (["evaluate"], "ml-math-nn evaluate", "the following arguments are required: --model"),
+    ],
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], prog: str, message: str) -> None:
+    code, err = cli_error(capsys, *args)
+    assert code == 2
+    assert err.startswith(f"{prog}: error: {message}") and err.endswith(f" (see {prog} --help)"), err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hidden = [64\n", r"not valid TOML \(.*\)"),
+        ("lr = 'fast'\n", "option 'lr' must be a number, got 'fast'"),
+        ("learning_rate = 0.1\n", "unknown option 'learning_rate'; known options: .*"),
+        ("batch_size = 0\n", "batch size must be >= 1, got 0"),
+        (PNG, r"not valid TOML \(.*\)"),
+    ],
+    ids=["syntax", "type", "unknown", "value", "binary"],
+)
+def test_bad_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | bytes, message: str) -> None:
+    path = write(tmp_path / "options.toml", text)
+    argv = ["train", "--config", str(path), "--out", str(tmp_path / "run")]
+    assert_input_error(capsys, argv, f"{at(path)}: {message}")
+
+
+def test_config_that_is_not_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--out", str(tmp_path / "run")]
+    assert_input_error(capsys, ["train", "--config", str(tmp_path), *out], f"{at(tmp_path)}: is a directory, .*")
+    missing = tmp_path / "none.toml"
+    assert_input_error(capsys, ["train", "--config", str(missing), *out], f"{at(missing)}: config file not found")
+
+
+# -- output directories -------------------------------------------------------------
+def test_out_is_a_file_or_under_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "notes.txt", "keep me")
+    assert_input_error(capsys, ["train", "--out", str(f)], f"--out {at(f)}: exists and is not a directory")
+    assert_input_error(capsys, ["train", "--out", str(f / "run")], f"--out {at(f / 'run')}: cannot create .*")
+    assert f.read_text() == "keep me"
+
+
+def test_empty_out_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_input_error(capsys, ["train", "--out", ""], "--out: empty path")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_out_not_writable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert_input_error(capsys, ["train", "--out", str(locked)], f"--out {at(locked)}: not writable .*")
+        assert_input_error(capsys, ["train", "--out", str(locked / "run")], f"--out {at(locked / 'run')}: cannot .*")
+    finally:
+        locked.chmod(0o755)
+
+
+# -- saved models -------------------------------------------------------------------
+def tamper(run: Path) -> None:
+    """Change one weight and save the arrays again with the old metadata (and checksum)."""
+    with np.load(run / "model.npz") as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["0.W"][0, 0] += 1
+    np.savez(run / "model.npz", **arrays)  # type: ignore[arg-type]
+
+
+def test_model_directory_errors(tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_input_error(capsys, ["evaluate", "--model", str(tmp_path)], f"{at(tmp_path / 'model.npz')}: no such file")
+    f = write(tmp_path / "model.csv", table())
+    assert_input_error(capsys, ["evaluate", "--model", str(f)], f"{at(f / 'model.npz')}: no such file")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write(bad / "model.npz", PNG)
+    message = rf"{at(bad / 'model.npz')}: unreadable \(not an NPZ archive\)"
+    assert_input_error(capsys, ["evaluate", "--model", str(bad)], message)
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    write(tampered / "model.npz", (run_dir / "model.npz").read_bytes())
+    tamper(tampered)
+    message = rf"{at(tampered / 'model.npz')}: checksum mismatch \(file corrupted or tampered with\)"
+    assert_input_error(capsys, ["evaluate", "--model", str(tampered)], message)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (table(n_features=2), r"the model expects 3 features per row, got data of shape \(40, 2\)"),
+        (table(labels=("cat", "cow")), r"classes \['cat', 'cow'\] do not match the model's \['cat', 'dog'\]"),
+    ],
+    ids=["features", "classes"],
+)
+def test_evaluate_on_unlike_data(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = write(tmp_path / "other.csv", text)
+    argv = ["evaluate", "--model", str(run_dir), "--dataset", f"csv:{path}"]
+    assert_input_error(capsys, argv, f"csv:{at(path)}: {message}")
+
+
+def test_resume_needs_a_checkpoint(tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--resume", str(tmp_path)]
+    assert_input_error(capsys, argv, f"{at(tmp_path / 'config.toml')}: config file not found")
+    assert_input_error(capsys, ["train", "--resume", str(run_dir)], f"{at(run_dir / 'checkpoint.npz')}: no such file")
+    argv = ["train", "--resume", str(run_dir), "--out", str(tmp_path)]
+    assert_input_error(capsys, argv, "--resume continues RUN_DIR with its own config.toml: drop --out and --config")
+
+
+# -- failures during a run, and the real process ----------------------------------------
+def test_divergence_exits_1_and_keeps_the_model(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder
+) -> None:
+    data = write(tmp_path / "train.csv", table())
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("model.npz", "model.json"):
+        write(out / name, (run_dir / name).read_bytes())
+    before = load_model(out).arrays()
+    argv = ["train", "--dataset", f"csv:{data}", "--lr", "1e30", "--epochs", "3", "--quiet", "--out", str(out)]
+    code, err = cli_error(capsys, *argv)
+    assert code == 1
+    pattern = (
+        r"ml-math-nn: training diverged: loss became (nan|inf) at epoch \d+, batch \d+; try a smaller learning rate"
+    )
+    assert re.fullmatch(pattern, err), err
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # numpy's overflow noise
+    after = load_model(out).arrays()
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def python_m(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ml_math_nn", *argv], capture_output=True, text=True, check=False)
+
+
+def test_real_process_prints_one_line_and_debug_the_traceback(tmp_path: Path, run_dir: Path) -> None:
+    bad = write(tmp_path / "bad.csv", HEAD + "1,2,cat\n1,nan,dog\n")
+    result = python_m("train", "--dataset", f"csv:{bad}", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"ml-math-nn: error: {bad}: line 3, column 2 ('x1'): non-finite value 'nan'\n"
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    write(tampered / "model.npz", (run_dir / "model.npz").read_bytes())
+    tamper(tampered)
+    result = python_m("--debug", "evaluate", "--model", str(tampered))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "ModelFileError: " in result.stderr and "checksum mismatch" in result.stderr
