@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._types import Array
+from ._types import Array, Labels
 from .config import TrainConfig
 from .data import split
 from .experiment import ScheduleStep, build_network, build_optimizer, build_schedule, derived_seeds, run_generators
@@ -313,8 +313,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def _train(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None, incremental: bool) -> MLPClassifier:
         name = type(self).__name__
         config = self._config()
-        fitted = hasattr(self, "network_")
-        fresh = not fitted or not (incremental or self.warm_start)
+        fresh = not hasattr(self, "network_") or not (incremental or self.warm_start)
         if incremental and fresh and classes is None:
             raise ValueError(f"{name}.partial_fit needs classes= (every label) on its first call")
         dtype = self.network_.dtype if not fresh else None
@@ -323,18 +322,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         # ... unless the dtype parameter or an earlier fit says otherwise.
         dtype = dtype or np.dtype(config.dtype if self.dtype is not None else Xv.dtype)
         Xv = Xv.astype(dtype, copy=False)
-        check_classification_targets(yv)
-        labels = unique_labels(classes if classes is not None else yv)
-        if fresh:
-            if len(labels) < 2:
-                raise ValueError(f"{name} needs at least 2 classes to train, got 1 class: {labels[0]!r}")
-            self.classes_ = labels
-        elif classes is not None and not np.array_equal(labels, self.classes_):
-            raise ValueError(f"{name}.partial_fit: classes={labels!r} differ from classes_={self.classes_!r}")
-        unknown = np.setdiff1d(unique_labels(yv), self.classes_)
-        if unknown.size:
-            raise ValueError(f"{name}: y has labels {unknown!r} that are not in classes_={self.classes_!r}")
-        codes = np.searchsorted(self.classes_, yv)
+        codes = self._codes(yv, classes, fresh)
 
         if fresh:
             config = dataclasses.replace(config, dtype=dtype.name, seed=self._seed())
@@ -357,6 +345,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         trainer.fit(Xv, codes, len(self.history_) + epochs, eval_sets, callbacks, eval_train=False)
         self._summarise(stopper)
         return self
+
+    def _codes(self, y: NDArray[Any], classes: ArrayLike | None, fresh: bool) -> Labels:
+        """Class indices ``0..K-1`` of the labels ``y``; a fresh fit sets ``classes_`` first."""
+        name = type(self).__name__
+        check_classification_targets(y)
+        labels = unique_labels(classes if classes is not None else y)
+        if fresh:
+            if len(labels) < 2:
+                raise ValueError(f"{name} needs at least 2 classes to train, got 1 class: {labels.tolist()[0]!r}")
+            self.classes_ = labels
+        elif classes is not None and not np.array_equal(labels, self.classes_):
+            raise ValueError(
+                f"{name}.partial_fit: classes {labels.tolist()} differ from classes_ {self.classes_.tolist()}"
+            )
+        unknown = np.setdiff1d(unique_labels(y), self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"{name}: y has labels {unknown.tolist()} that are not in classes_ {self.classes_.tolist()}"
+            )
+        return np.searchsorted(self.classes_, y)
 
     def _start(self, config: TrainConfig) -> None:
         """Build what a new fit trains, from ``config`` as the CLI does."""
@@ -429,7 +437,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         meta = model.meta
         if meta.get("estimator") != cls.__name__:
             raise ValueError(f"{directory}: not a saved {cls.__name__} (no estimator parameters in the model file)")
-        est = cls(**meta["params"])
+        # JSON made the tuples lists; get_params gives back what was set.
+        params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
+        est = cls(**params)
         est.classes_ = np.asarray(meta["classes"])
         est.n_features_in_ = model.network.n_in
         if meta["feature_names_in"]:
