@@ -1,0 +1,290 @@
+"""Property-based tests (hypothesis) of everything that reads user input: any input either
+gives a valid result or fails with our error type and a one-line message, never another
+exception.
+
+* option mappings (TOML tables, CLI values) -> ``TrainConfig`` or ``ValueError``; a valid
+  config survives its ``config.toml`` round trip exactly;
+* command lines -> ``TrainConfig``, ``UsageError`` or argparse's exit 2;
+* files given as ``csv:``/``npz:`` datasets -> a usable ``Dataset`` or ``DataError``
+  (the readers alone are fuzzed in test_readers.py);
+* saved models cut short or with a byte changed -> the same model or ``ModelFileError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from ml_math_nn.cli import TRAIN_OPTIONS, UsageError, build_parser, config_from_args
+from ml_math_nn.config import (
+    ACTIVATION_NAMES,
+    MONITOR_NAMES,
+    OPTIMIZER_NAMES,
+    SCHEDULE_NAMES,
+    TrainConfig,
+    load_config,
+)
+from ml_math_nn.data import DataError, Dataset, load_dataset
+from ml_math_nn.init import INITIALIZERS
+from ml_math_nn.network import build_mlp
+from ml_math_nn.persistence import Model, ModelFileError, load_model, save_model
+
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def one_line(e: BaseException) -> None:
+    assert str(e) and "\n" not in str(e), repr(e)
+
+
+# -- options ----------------------------------------------------------------------------
+KNOWN = {f.name: f.default for f in fields(TrainConfig)}
+NAMES: dict[str, tuple[str, ...]] = {
+    "activation": (*ACTIVATION_NAMES, "relu,tanh", "swish"),
+    "optimizer": OPTIMIZER_NAMES,
+    "schedule": SCHEDULE_NAMES,
+    "monitor": MONITOR_NAMES,
+    "dtype": ("float32", "float64", "float16"),
+    "init": tuple(INITIALIZERS),
+}
+ANYTHING = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=4,
+)
+
+
+def plausible(name: str) -> st.SearchStrategy[Any]:
+    """Values of the option's own type, valid or near the edges of what is valid."""
+    default = KNOWN[name]
+    if name == "hidden":
+        return st.lists(st.integers(-1, 64), max_size=3) | st.sampled_from(["8,4", "16", "", "12,,3"])
+    if name in NAMES:
+        return st.sampled_from(NAMES[name])
+    if isinstance(default, bool):
+        return st.booleans()
+    if isinstance(default, int) or name == "subset":
+        return st.integers(-1, 40)
+    if isinstance(default, float) or name == "clip_norm":
+        return st.floats(-0.5, 1.5) | st.sampled_from([0.0, 1.0, float("nan"), float("inf")])
+    return st.text(st.characters(max_codepoint=127) | st.characters(), max_size=8)  # ASCII: control characters
+
+
+@st.composite
+def option_values(draw: st.DrawFn) -> dict[str, Any]:
+    """Some options with plausible values, now and then any value or an unknown name."""
+    names = draw(st.lists(st.sampled_from(sorted(KNOWN)), max_size=6, unique=True))
+    values = {name: draw(plausible(name) | plausible(name) | ANYTHING) for name in names}
+    if draw(st.integers(0, 9)) == 0:
+        values[draw(st.sampled_from(["learning_rate", "Hidden", ""]))] = draw(ANYTHING)
+    return values
+
+
+@FUZZ
+@given(mapping=option_values())
+def test_any_mapping_gives_a_config_or_value_error(tmp_path: Path, mapping: dict[str, Any]) -> None:
+    try:
+        config = TrainConfig.from_mapping(mapping, "fuzz")
+    except ValueError as e:
+        one_line(e)
+        return
+    assert TrainConfig.from_mapping(config.to_dict()) == config
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml(), encoding="utf-8")
+    assert load_config(path) == config
+
+
+@FUZZ
+@given(name=st.sampled_from([f.name for f in fields(TrainConfig) if f.type in ("str", "str | None")]), text=st.text())
+def test_any_text_option_survives_config_toml(tmp_path: Path, name: str, text: str) -> None:
+    try:
+        config = TrainConfig(**{name: text})
+    except ValueError as e:  # an option with a set of names
+        one_line(e)
+        return
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml(), encoding="utf-8")
+    assert load_config(path) == config
+
+
+FLAG_NAMES = {flag: name for flag, name, _ in TRAIN_OPTIONS}
+SWITCHES = {flag for flag, _, kwargs in TRAIN_OPTIONS if kwargs.get("action") is argparse.BooleanOptionalAction}
+
+
+def as_text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    """``train`` with some flags: switches bare (or not), values plausible or any text."""
+    argv = ["train"]
+    for flag in draw(st.lists(st.sampled_from([*FLAG_NAMES, "--bogus", "--no-augment"]), max_size=5)):
+        name = FLAG_NAMES.get(flag)
+        if flag in SWITCHES or name is None or draw(st.integers(0, 9)) == 0:
+            argv.append(flag)
+        else:
+            value = draw(plausible(name).map(as_text) | st.text(max_size=8) | st.floats().map(repr))
+            argv.append(f"{flag}={value}")  # "=" so a value may start with "-"
+    return argv
+
+
+@FUZZ
+@given(argv=command_lines())
+def test_any_command_line_gives_a_config_or_a_usage_error(argv: list[str]) -> None:
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        assert e.code == 2
+        assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+        return
+    try:
+        config = config_from_args(args)
+    except UsageError as e:
+        one_line(e)
+    else:
+        assert isinstance(config, TrainConfig)
+
+
+# -- data files ---------------------------------------------------------------------------
+ODD_CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
+    st.sampled_from(["", " ", "1e39", "-0", "x", "label", '"1,2"', "0x10", "1_0", "nan", "-inf", "\u00e9"]),
+)
+
+
+@st.composite
+def csv_like(draw: st.DrawFn) -> str:
+    """A table of numbers with a label column, then a few damages: an odd cell, a short
+    or long row, a blank line, a header."""
+    width = draw(st.integers(2, 4))
+    labels = draw(st.sampled_from([["0", "1"], ["cat", "dog", "cow"], ["1.5", "2"], ["7"]]))
+    rows = [
+        [*draw(st.lists(st.integers(-9, 9).map(str), min_size=width - 1, max_size=width - 1)), labels[i % len(labels)]]
+        for i in range(draw(st.integers(1, 14)))
+    ]
+    for _ in range(draw(st.integers(0, 2))):
+        row = rows[draw(st.integers(0, len(rows) - 1))]
+        damage = draw(st.sampled_from(["cell", "cut", "extra", "blank", "header"]))
+        if damage == "cell":
+            row[draw(st.integers(0, width - 1))] = draw(ODD_CELLS)
+        elif damage == "cut":
+            row.pop()
+        elif damage == "extra":
+            row.append("0")
+        elif damage == "blank":
+            rows.insert(draw(st.integers(0, len(rows))), [])
+        else:
+            rows.insert(0, [f"c{j}" for j in range(width - 1)] + ["label"])
+    return "\n".join(",".join(row) for row in rows) + "\n"
+
+
+def assert_usable(ds: Dataset) -> None:
+    """What training needs: finite 2-D features of one width, labels 0..K-1 with K >= 2 names."""
+    assert ds.n_classes >= 2 and len(set(ds.class_names)) == ds.n_classes
+    for X, y in ((ds.X_train, ds.y_train), (ds.X_test, ds.y_test)):
+        assert X.ndim == 2 and X.shape[1] == ds.n_features and len(X) == len(y)
+        assert np.isfinite(X).all() and ((0 <= y) & (y < ds.n_classes)).all()
+
+
+def load_or_fail(path: Path, spec: str, test_size: float | None) -> None:
+    try:
+        ds = load_dataset(f"{spec}:{path}", test_size=test_size)
+    except DataError as e:
+        one_line(e)
+    else:
+        assert_usable(ds)
+
+
+@FUZZ
+@given(
+    content=st.binary(max_size=200) | st.text(max_size=200) | csv_like(),
+    test_size=st.sampled_from([0.25, 0.5, None]),
+)
+def test_any_csv_file_loads_or_fails_with_data_error(
+    tmp_path: Path, content: bytes | str, test_size: float | None
+) -> None:
+    path = tmp_path / "fuzz.csv"
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    load_or_fail(path, "csv", test_size)
+
+
+@st.composite
+def table_arrays(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """``X`` of features or images in a dtype of its own and ``y`` of a few classes,
+    now and then with a label too many, a non-finite value or a second label column."""
+    n = draw(st.integers(1, 12))
+    shape = draw(st.sampled_from([(n, 3), (n, 2, 2), (n, 1)]))
+    dtype = draw(st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_]))
+    X = draw(hnp.arrays(dtype, shape, elements={"min_value": 0, "max_value": 1} if dtype is np.bool_ else None))
+    classes = draw(st.sampled_from([np.array([0, 1]), np.array(["a", "b", "c"]), np.array([2.5, -1.0]), np.array([3])]))
+    y = classes[np.arange(n) % len(classes)]
+    damage = draw(st.sampled_from(["none", "none", "length", "nan", "column"]))
+    if damage == "length":
+        y = np.append(y, y[:1])
+    elif damage == "nan" and X.dtype.kind == "f":
+        X.flat[draw(st.integers(0, X.size - 1))] = np.nan
+    elif damage == "column":
+        y = np.stack([y, y], axis=1)
+    return {"X": X, "y": y}
+
+
+ANY_ARRAYS = st.fixed_dictionaries(
+    {
+        "X": hnp.arrays(hnp.scalar_dtypes(), hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4)),
+        "y": hnp.arrays(hnp.scalar_dtypes(), hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4)),
+    }
+)
+
+
+@FUZZ
+@given(arrays=table_arrays() | ANY_ARRAYS, test_size=st.sampled_from([0.25, 0.5, None]))
+def test_any_npz_arrays_load_or_fail_with_data_error(
+    tmp_path: Path, arrays: dict[str, np.ndarray], test_size: float | None
+) -> None:
+    path = tmp_path / "fuzz.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    load_or_fail(path, "npz", test_size)
+
+
+# -- model files --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Model, bytes]:
+    rng = np.random.default_rng(7)
+    model = Model(build_mlp(3, (4,), 2, rng), ["a", "b"])
+    folder = tmp_path_factory.mktemp("model")
+    save_model(folder, model)
+    return model, (folder / "model.npz").read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_damaged_model_file_is_refused(tmp_path: Path, saved: tuple[Model, bytes], data: st.DataObject) -> None:
+    model, good = saved
+    at = data.draw(st.integers(0, len(good) - 1))
+    damaged = data.draw(
+        st.sampled_from([good[:at], good[:at] + bytes([good[at] ^ data.draw(st.integers(1, 255))]) + good[at + 1 :]])
+    )
+    (tmp_path / "model.npz").write_bytes(damaged)
+    try:
+        loaded = load_model(tmp_path)
+    except ModelFileError as e:
+        one_line(e)
+    else:  # a change the checks cannot see (e.g. in a zip comment) must not change the model
+        arrays = loaded.arrays()
+        assert loaded.class_names == model.class_names
+        assert all(np.array_equal(a, arrays[k]) for k, a in model.arrays().items())
