@@ -121,6 +121,10 @@ def test_pickle_round_trip_predicts_identically() -> None:
     copy = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(copy.predict_proba(X_test), model.predict_proba(X_test))
     np.testing.assert_array_equal(copy.predict(X_test), model.predict(X_test))
+    # The last rows predicted are not pickled with it.
+    size = len(pickle.dumps(model))
+    model.predict_log_proba(np.tile(X_test, (50, 1)))
+    assert len(pickle.dumps(model)) == size
     # The copy trains on exactly as the original would (generators and optimiser state travel too).
     for m in (model, copy):
         m.partial_fit(X_train, y_train)

@@ -407,6 +407,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         X = self._features(X)
         return self.classes_[self.network_.predict(X)]
 
+    # -- pickling ---------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The pickled state, with the network's arrays but none of its layers' caches.
+
+        Each layer keeps what its last forward pass needs for backward, the last rows
+        predicted included: a fresh copy of the network from its config and state has none.
+        """
+        state: dict[str, Any] = super().__getstate__()
+        if "network_" in state:
+            network = Network.from_config(self.network_.config())
+            for name, value in network.state().items():
+                value[...] = self.network_.state()[name]
+            network.set_rng(self._rngs["dropout"])  # the same generator object, so pickling keeps it shared
+            state["network_"] = network
+        return state
+
     # -- the library's model files ----------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write the fitted model into ``directory`` in the library's format (model.npz + model.json).
