@@ -130,3 +130,55 @@ def test_out_that_is_a_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["train", "--epochs", "1", "--out", str(f)]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert f.read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("trained")
+    assert main(["train", "--epochs", "3", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_evaluate_reproduces_the_runs_test_accuracy(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(trained)]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((trained / "summary.json").read_text())
+    assert "digits test split: 360 samples" in out
+    assert f"accuracy {summary['final']['test_acc']:.4f}" in out
+
+
+def test_predict_csv_and_npz_give_the_models_probabilities(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:7]
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savez(tmp_path / "x.npz", X=X.reshape(7, 8, 8))
+    model = load_model(trained)
+    expected = model.network.predict_proba(model.transform(X))
+    capsys.readouterr()
+    assert main(["predict", "--model", str(trained), "--input", str(tmp_path / "x.csv")]) == 0
+    from_stdout = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(trained),
+                "--input",
+                str(tmp_path / "x.npz"),
+                "--output",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
+    with open(tmp_path / "p.csv", newline="") as f:
+        from_file = list(csv.DictReader(f))
+    assert from_stdout == from_file and len(from_file) == 7
+    assert list(from_file[0]) == ["row", "class", *(f"p_{c}" for c in range(10))]
+    for row, p in zip(from_file, expected, strict=True):
+        assert row["class"] == str(int(np.argmax(p)))
+        np.testing.assert_allclose([float(row[f"p_{c}"]) for c in range(10)], p, rtol=1e-5, atol=1e-7)

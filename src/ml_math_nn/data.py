@@ -20,9 +20,19 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from ._types import Array, Labels
-from .readers import DataError, read_csv, read_idx, read_npz
+from .readers import (
+    DataError,
+    is_numpy_file,
+    read_csv,
+    read_csv_features,
+    read_idx,
+    read_npz,
+    read_npz_features,
+)
 
-__all__ = ["DataError", "Dataset", "Standardizer", "digits", "load_dataset", "split", "stratified_subset"]
+__all__ = [
+    "DataError", "Dataset", "Standardizer", "digits", "load_dataset", "load_features", "split", "stratified_subset",
+]
 
 DATA_DIR = Path("data")
 """Where user data is looked for by default, relative to the working directory."""
@@ -376,3 +386,24 @@ def load_dataset(
         keep = stratified_subset(dataset.y_train, subset, seed)
         dataset.X_train, dataset.y_train = dataset.X_train[keep], dataset.y_train[keep]
     return dataset
+
+
+def load_features(path: str | Path, header: bool | None = None) -> Array:
+    """Feature rows without labels, to predict on: a CSV file (every column a feature) or
+    an NPZ archive with an array ``X`` (images are flattened).  Returned as float32.
+
+    Raises
+    ------
+    DataError
+        Missing, empty or malformed file; non-numeric or non-finite values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if is_numpy_file(path):
+        X = read_npz_features(path)
+    elif path.suffix.lower() == ".npz":
+        raise DataError(f"{path}: not a readable NPZ archive")
+    else:
+        X = read_csv_features(path, header)
+    return _features(path, X)[0].astype(np.float32, copy=False)

@@ -171,6 +171,23 @@ def _bad_cell(path: Path, line: int, col: int, names: list[str] | None, what: st
 def read_csv(
     path: str | Path, label_column: str | int | None = None, header: bool | None = None
 ) -> tuple[NDArray[np.float32], NDArray[Any]]:
+    """Features and labels of a CSV file: :func:`read_csv_table` with a label column."""
+    X, raw = read_csv_table(path, label_column, header)
+    assert raw is not None
+    return X, raw
+
+
+def read_csv_features(path: str | Path, header: bool | None = None) -> NDArray[np.float32]:
+    """Features only (every column is one) of a CSV file: :func:`read_csv_table` without labels."""
+    return read_csv_table(path, header=header, with_labels=False)[0]
+
+
+def read_csv_table(
+    path: str | Path,
+    label_column: str | int | None = None,
+    header: bool | None = None,
+    with_labels: bool = True,
+) -> tuple[NDArray[np.float32], NDArray[Any] | None]:
     r"""Features (float32, one row per sample) and raw labels from a CSV file.
 
     Parameters
@@ -213,10 +230,11 @@ def read_csv(
             )
     names = [cell.strip() for cell in first[1]] if header else None
     n_cols = len(first[1])
-    if n_cols < 2:
-        raise DataError(f"{path}: needs a label column and at least one feature column, found {n_cols} column")
-    label = _label_index(path, names, n_cols, label_column)
-    features = [c for c in range(n_cols) if c != label]
+    if n_cols < 1 + with_labels:
+        needs = "a label column and at least one feature column" if with_labels else "at least one column"
+        raise DataError(f"{path}: needs {needs}, found {n_cols} column")
+    label = _label_index(path, names, n_cols, label_column) if with_labels else -1
+    features = [c for c in range(n_cols) if not with_labels or c != label]
 
     blocks: list[NDArray[np.float32]] = []
     labels: list[str] = []
@@ -237,7 +255,7 @@ def read_csv(
             i, j = bad[0]
             line, row = block[i]
             raise _bad_cell(path, line, features[j], names, f"non-finite value {row[features[j]]!r}")
-        for line, row in block:
+        for line, row in block if with_labels else ():
             if not row[label].strip():
                 raise _bad_cell(path, line, label, names, "empty label")
             labels.append(row[label].strip())
@@ -252,14 +270,28 @@ def read_csv(
             block = []
     if block:
         convert(block)
-    if not labels:
+    if not blocks:
         raise DataError(f"{path}: a header row but no data rows")
     X = np.concatenate(blocks)
+    if not with_labels:
+        return X, None
     raw = np.array(labels)
     return X, (raw.astype(np.float64) if all(_is_number(v) for v in labels) else raw)
 
 
 def read_npz(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Features and labels of an NPZ archive: :func:`read_npz_table` with ``y``."""
+    X, y = read_npz_table(path)
+    assert y is not None
+    return X, y
+
+
+def read_npz_features(path: str | Path) -> NDArray[Any]:
+    """The features ``X`` of an NPZ archive (``y`` not needed): :func:`read_npz_table`."""
+    return read_npz_table(path, with_labels=False)[0]
+
+
+def read_npz_table(path: str | Path, with_labels: bool = True) -> tuple[NDArray[Any], NDArray[Any] | None]:
     """Arrays ``X`` (m, n) or images (m, h, w) and ``y`` (m,) from an ``.npz`` archive.
 
     ``X`` must be numeric (bool, integer or float, all finite); ``y`` numeric or
@@ -278,10 +310,10 @@ def read_npz(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise DataError(f"{path}: not an NPZ archive (a single .npy array?)")
         with loaded as archive:
-            missing = [k for k in ("X", "y") if k not in archive.files]
+            missing = [k for k in ("X", "y")[: 1 + with_labels] if k not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array {missing[0]!r} (has: {', '.join(archive.files) or 'nothing'})")
-            X, y = archive["X"], archive["y"]
+            X, y = archive["X"], archive["y"] if with_labels else None
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except DataError:
@@ -292,9 +324,9 @@ def read_npz(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
     if X.ndim not in (2, 3) or X.shape[0] == 0 or X[0].size == 0:
         raise DataError(f"{path}: X must be (samples, features) or (samples, height, width), got shape {X.shape}")
-    if y.ndim != 1 or y.dtype.kind not in "buifUS":
+    if y is not None and (y.ndim != 1 or y.dtype.kind not in "buifUS"):
         raise DataError(f"{path}: y must be a 1-D array of numbers or strings, got {y.dtype} shape {y.shape}")
-    if len(y) != len(X):
+    if y is not None and len(y) != len(X):
         raise DataError(f"{path}: {len(X)} samples in X but {len(y)} labels in y")
     if X.dtype.kind == "f" and not np.isfinite(X).all():
         raise DataError(f"{path}: X holds non-finite values (NaN or infinity)")
