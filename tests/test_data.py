@@ -4,6 +4,7 @@ label encoding, splits and subsets, and scaling that never copies images to floa
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 import tracemalloc
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml_math_nn.config import load_config
 from ml_math_nn.data import (
     FASHION_MNIST_CLASSES,
     IDX_FILES,
@@ -22,9 +24,9 @@ from ml_math_nn.data import (
     load_dataset,
     stratified_subset,
 )
-from ml_math_nn.network import build_mlp
-from ml_math_nn.optim import Adam
-from ml_math_nn.train import Trainer, evaluate
+from ml_math_nn.experiment import run_training
+
+CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def idx_bytes(a: np.ndarray) -> bytes:
@@ -263,14 +265,21 @@ def fashion_subset() -> Dataset:
         pytest.skip(f"Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): {e}")
 
 
-def test_fashion_mnist_smoke_training(fashion_subset: Dataset) -> None:
+def test_fashion_mnist_is_the_real_one(fashion_subset: Dataset) -> None:
     d = fashion_subset
     assert d.X_train.shape == (3000, 784) and d.X_train.dtype == np.uint8 and d.image_shape == (28, 28)
     assert d.X_test.shape == (10_000, 784) and np.bincount(d.y_test).tolist() == [1000] * 10
     assert np.bincount(d.y_train).tolist() == [300] * 10 and d.class_names == FASHION_MNIST_CLASSES
-    scaler = Standardizer.fit(d.X_train, np.float32, per_feature=False)
-    rng = np.random.default_rng(0)
-    net = build_mlp(784, (64,), 10, rng)
-    Trainer(net, Adam(1e-3), 64, rng).fit(scaler.transform(d.X_train), d.y_train, epochs=2)
-    _, acc = evaluate(net, scaler.transform(d.X_test), d.y_test)
-    assert acc > 0.7  # chance is 0.1; two epochs on 3,000 images reach about 0.78
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    assert load_config(path).dataset in ("digits", "fashion-mnist", "mnist")
+
+
+def test_fashion_mnist_smoke_training_with_the_shipped_config(fashion_subset: Dataset, tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "fashion-mnist.toml").merged({"subset": 3000, "epochs": 2})
+    result = run_training(config, tmp_path, report=lambda _: None, dataset=fashion_subset)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["dataset"]["n_train"] == 3000 and summary["dataset"]["n_test"] == 10_000
+    assert result.history[-1]["test_acc"] > 0.75  # chance is 0.1; this reaches about 0.8
