@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from ml_math_nn.cli import main
+from ml_math_nn.estimator import MLPClassifier
 from ml_math_nn.persistence import load_model
 from test_data import idx_bytes, write_idx_set
 
@@ -309,6 +310,43 @@ def test_resume_needs_a_checkpoint(tmp_path: Path, run_dir: Path, capsys: pytest
     assert_input_error(capsys, ["train", "--resume", str(run_dir)], f"{at(run_dir / 'checkpoint.npz')}: no such file")
     argv = ["train", "--resume", str(run_dir), "--out", str(tmp_path)]
     assert_input_error(capsys, argv, "--resume continues RUN_DIR with its own config.toml: drop --out and --config")
+
+
+# -- the estimator ------------------------------------------------------------------
+def test_estimator_bad_input() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), np.arange(20) % 2
+    with_nan = X.copy()
+    with_nan[4, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        MLPClassifier(max_iter=1).fit(with_nan, y)
+    with pytest.raises(ValueError, match="Found array with 0 sample"):
+        MLPClassifier(max_iter=1).fit(X[:0], y[:0])
+    with pytest.raises(ValueError, match="needs at least 2 classes to train, got 1 class"):
+        MLPClassifier(max_iter=1).fit(X, np.zeros(20))
+    fitted = MLPClassifier(max_iter=1, hidden_layer_sizes=4).fit(X, y)
+    with pytest.raises(ValueError, match="X has 2 features, but MLPClassifier is expecting 3 features"):
+        fitted.predict(X[:, :2])
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        fitted.predict(np.where(X > 1, np.inf, X))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"learning_rate_init": 0.0}, "learning_rate_init=0.0: learning rate must be > 0, got 0.0"),
+        ({"batch_size": 0}, "batch_size=0: batch size must be >= 1, got 0"),
+        ({"max_iter": -1}, "max_iter=-1: epochs must be >= 0, got -1"),
+        ({"dropout": 1.0}, r"dropout=1.0: dropout must be in \[0, 1\), got 1.0"),
+        ({"activation": "swish"}, "activation='swish': unknown activation 'swish'"),
+        ({"optimizer": "adamax"}, "optimizer='adamax': unknown optimizer 'adamax'"),
+        ({"hidden_layer_sizes": "12,,3"}, "hidden_layer_sizes='12,,3': --hidden must be comma-separated"),
+    ],
+)
+def test_estimator_names_the_invalid_parameter(params: dict[str, object], message: str) -> None:
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match=f"^MLPClassifier parameter {message}"):
+        MLPClassifier(**params).fit(X, y)  # type: ignore[arg-type]
 
 
 # -- failures during a run, and the real process ----------------------------------------
