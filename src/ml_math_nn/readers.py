@@ -1,4 +1,4 @@
-"""Readers of dataset files: IDX (the binary format of MNIST and Fashion-MNIST), CSV, NPZ.
+r"""Readers of dataset files: IDX (the binary format of MNIST and Fashion-MNIST), CSV, NPZ.
 
 Each reader checks everything it reads (magic numbers, dimensions, sizes, dtypes, cell
 values) and reports any problem as a :class:`DataError` whose one-line message names
@@ -6,8 +6,8 @@ the file, so a truncated or corrupt file never loads partially and never surface
 a traceback from deep inside numpy, zlib or the csv module.
 
 IDX layout (big-endian): two zero bytes, a type code, the number of dimensions
-:math:`d`, then :math:`d` unsigned 32-bit sizes :math:`n_1 \\dots n_d`, then
-:math:`\\prod_i n_i` values in C order.  A file may be gzipped (recognised by its
+:math:`d`, then :math:`d` unsigned 32-bit sizes :math:`n_1 \dots n_d`, then
+:math:`\prod_i n_i` values in C order.  A file may be gzipped (recognised by its
 content, not its name).
 """
 
@@ -46,12 +46,9 @@ class DataError(ValueError):
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
     """``path`` opened for reading, transparently decompressed when it starts like gzip."""
-    f = path.open("rb")
-    if f.read(2) == GZIP_MAGIC:
-        f.seek(0)
-        return gzip.GzipFile(fileobj=f, mode="rb")
-    f.seek(0)
-    return f
+    with path.open("rb") as f:
+        gzipped = f.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else path.open("rb")
 
 
 def _read_exact(f: io.BufferedIOBase, out: NDArray[Any]) -> int:
@@ -306,10 +303,11 @@ def read_npz_table(path: str | Path, with_labels: bool = True) -> tuple[NDArray[
     try:
         if not is_numpy_file(path):
             raise DataError(f"{path}: not a readable NPZ archive (neither a zip archive nor a .npy array)")
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: not an NPZ archive (a single .npy array?)")
-        with loaded as archive:
+        # Our own handle: np.load leaks the one it opens when the zip directory is corrupt.
+        with path.open("rb") as f:
+            archive = np.load(f, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: not an NPZ archive (a single .npy array?)")
             missing = [k for k in ("X", "y")[: 1 + with_labels] if k not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array {missing[0]!r} (has: {', '.join(archive.files) or 'nothing'})")
