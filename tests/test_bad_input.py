@@ -304,6 +304,38 @@ def test_evaluate_on_unlike_data(
     assert_input_error(capsys, argv, f"csv:{at(path)}: {message}")
 
 
+PREDICT_CASES = [
+    ("narrow.csv", "1,2\n4,5\n", r"the model expects 3 features per row, got data of shape \(2, 2\)"),
+    ("nan.csv", "1,nan,3\n", "line 1, column 2: non-finite value 'nan'"),
+    ("empty.csv", "", r"empty file \(no rows\)"),
+    ("ragged.csv", "1,2,3\n1,2\n", "line 2 has 2 cells, expected 3 like line 1"),
+    ("image.png", PNG, r"not UTF-8 text \(byte 0\)"),
+    ("narrow.npz", {"X": np.ones((2, 2))}, r"the model expects 3 features per row, got data of shape \(2, 2\)"),
+    ("other.npz", {"Y": np.ones((2, 3))}, r"missing array 'X' \(has: Y\)"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES])
+def test_predict_on_bad_input(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str], name: str, content: object, message: str
+) -> None:
+    raw = npz_bytes(tmp_path, **content) if isinstance(content, dict) else content
+    assert isinstance(raw, (str, bytes))
+    path = write(tmp_path / name, raw)
+    assert_input_error(capsys, ["predict", "--model", str(run_dir), "--input", str(path)], f"{at(path)}: {message}")
+
+
+def test_predict_output_that_cannot_be_written(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = write(tmp_path / "rows.csv", "1,2,3\n4,5,6\n")
+    argv = ["predict", "--model", str(run_dir), "--input", str(rows), "--output"]
+    assert_input_error(capsys, [*argv, str(tmp_path)], f"{at(tmp_path)}: is a directory, cannot write a file there")
+    lost = tmp_path / "nowhere" / "p.csv"
+    assert_input_error(capsys, [*argv, str(lost)], rf"{at(lost)}: cannot write \(No such file or directory\)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+
+
 def test_resume_needs_a_checkpoint(tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["train", "--resume", str(tmp_path)]
     assert_input_error(capsys, argv, f"{at(tmp_path / 'config.toml')}: config file not found")

@@ -52,7 +52,12 @@ class ModelFileError(ValueError):
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync, then rename onto ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, cannot write a file there")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a missing or read-only folder; the message names the file, not the temporary one
+        raise type(e)(f"{path}: cannot write ({e.strerror})") from None
     try:
         # mkstemp makes the file private (0600); give it the mode an ordinary new file gets.
         umask = os.umask(0)
