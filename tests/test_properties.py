@@ -5,8 +5,8 @@ exception.
 * option mappings (TOML tables, CLI values) -> ``TrainConfig`` or ``ValueError``; a valid
   config survives its ``config.toml`` round trip exactly;
 * command lines -> ``TrainConfig``, ``UsageError`` or argparse's exit 2;
-* files given as ``csv:``/``npz:`` datasets -> a usable ``Dataset`` or ``DataError``
-  (the readers alone are fuzzed in test_readers.py);
+* files given as ``csv:``/``npz:`` datasets or as rows to predict on -> a usable
+  ``Dataset`` or feature array, or ``DataError`` (the readers alone are fuzzed in test_readers.py);
 * saved models cut short or with a byte changed -> the same model or ``ModelFileError``.
 """
 
@@ -34,7 +34,7 @@ from ml_math_nn.config import (
     TrainConfig,
     load_config,
 )
-from ml_math_nn.data import DataError, Dataset, load_dataset
+from ml_math_nn.data import DataError, Dataset, load_dataset, load_features
 from ml_math_nn.init import INITIALIZERS
 from ml_math_nn.network import build_mlp
 from ml_math_nn.persistence import Model, ModelFileError, load_model, save_model
@@ -174,9 +174,9 @@ def csv_like(draw: st.DrawFn) -> str:
         [*draw(st.lists(st.integers(-9, 9).map(str), min_size=width - 1, max_size=width - 1)), labels[i % len(labels)]]
         for i in range(draw(st.integers(1, 14)))
     ]
-    for _ in range(draw(st.integers(0, 2))):
+    damages = draw(st.lists(st.sampled_from(["cell", "cut", "extra", "blank", "header"]), max_size=2))
+    for damage in sorted(damages, key=["cell", "cut", "extra", "blank", "header"].index):  # rows first, then lines
         row = rows[draw(st.integers(0, len(rows) - 1))]
-        damage = draw(st.sampled_from(["cell", "cut", "extra", "blank", "header"]))
         if damage == "cell":
             row[draw(st.integers(0, width - 1))] = draw(ODD_CELLS)
         elif damage == "cut":
@@ -199,12 +199,19 @@ def assert_usable(ds: Dataset) -> None:
 
 
 def load_or_fail(path: Path, spec: str, test_size: float | None) -> None:
+    """The file as a labelled dataset (train, evaluate) and as feature rows (predict)."""
     try:
         ds = load_dataset(f"{spec}:{path}", test_size=test_size)
     except DataError as e:
         one_line(e)
     else:
         assert_usable(ds)
+    try:
+        X = load_features(path)
+    except DataError as e:
+        one_line(e)
+    else:
+        assert X.dtype == np.float32 and X.ndim == 2 and len(X) and np.isfinite(X).all()
 
 
 @FUZZ

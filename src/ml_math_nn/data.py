@@ -284,7 +284,8 @@ def _features(path: Path, X: NDArray[Any]) -> tuple[NDArray[Any], tuple[int, int
     image_shape = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
     X = X.reshape(len(X), -1)
     if X.dtype not in (np.uint8, np.float32):
-        X = X.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
+            X = X.astype(np.float32)
         if not np.isfinite(X).all():
             raise DataError(f"{path}: values too large for float32")
     return X, image_shape
