@@ -129,7 +129,8 @@ class Standardizer:
         if x.ndim != 2 or len(x) == 0:
             raise ValueError(f"cannot fit scaling on an array of shape {x.shape}: expected (samples, features)")
         axis = 0 if per_feature else None
-        count, mean, m2 = 0, np.zeros(x.shape[1] if per_feature else ()), np.zeros(x.shape[1] if per_feature else ())
+        shape = x.shape[1:] if per_feature else ()
+        count, mean, m2 = 0, np.zeros(shape), np.zeros(shape)
         buffer = np.empty((min(rows, len(x)), x.shape[1]))  # the one float64 chunk, reused
         for start in range(0, len(x), rows):
             chunk = buffer[: len(x) - start]
