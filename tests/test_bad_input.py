@@ -165,6 +165,13 @@ def test_dataset_spec_and_label_column(tmp_path: Path, capsys: pytest.CaptureFix
     assert_input_error(capsys, argv, rf"{at(path)}: no column named 'species' \(columns: x0, x1, x2, label\)")
 
 
+def test_validation_split_too_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "t.csv", table(labels=("a", "b", "c", "d")))  # 32 training rows after the test split
+    argv = ["train", "--dataset", f"csv:{path}", "--val-size", "0.05", "--out", str(tmp_path / "run")]
+    message = "val_size 0.05: cannot split a validation set off 32 samples: The test_size = 2 should be greater .*"
+    assert_input_error(capsys, argv, message)
+
+
 # -- options and config files -----------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -174,6 +181,7 @@ def test_dataset_spec_and_label_column(tmp_path: Path, capsys: pytest.CaptureFix
         (["--lr", "nan"], "lr must be a finite number, got nan"),
         (["--lr", "inf"], "lr must be a finite number, got inf"),
         (["--batch-size", "0"], "batch size must be >= 1, got 0"),
+        (["--batch-norm", "--batch-size", "1"], r"batch norm needs a batch size >= 2 \(batch statistics\), got 1"),
         (["--epochs", "-1"], "epochs must be >= 0, got -1"),
         (["--dropout", "1"], r"dropout must be in \[0, 1\), got 1.0"),
         (["--dropout", "-0.1"], r"dropout must be in \[0, 1\), got -0.1"),

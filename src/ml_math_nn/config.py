@@ -130,6 +130,10 @@ class TrainConfig:
             ),
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (
+                not self.batch_norm or self.batch_size >= 2,
+                f"batch norm needs a batch size >= 2 (batch statistics), got {self.batch_size}",
+            ),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (0 < self.test_size < 1, f"test size must be strictly between 0 and 1, got {self.test_size}"),
             (0 <= self.val_size < 1, f"validation size must be in [0, 1), got {self.val_size}"),

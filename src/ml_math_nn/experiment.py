@@ -95,7 +95,11 @@ def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> Pr
     X_train, y_train, X_val, y_val = dataset.X_train, dataset.y_train, None, None
     if config.val_size > 0:
         split_seed: int = derived_seeds(config.seed)["val_split"].generate_state(1).tolist()[0]
-        X_train, X_val, y_train, y_val = data.split(X_train, y_train, config.val_size, split_seed)
+        try:
+            X_train, X_val, y_train, y_val = data.split(X_train, y_train, config.val_size, split_seed)
+        except ValueError as e:  # scikit-learn's message alone would not say which split
+            where = f"val_size {config.val_size:g}"
+            raise ValueError(f"{where}: cannot split a validation set off {len(y_train)} samples: {e}") from None
     scaler = data.Standardizer.fit(X_train, dtype, per_feature=dataset.image_shape is None)
     return PreparedData(
         dataset,
