@@ -35,14 +35,22 @@ def test_every_epoch_visits_every_sample_once(rng: np.random.Generator) -> None:
     assert np.array_equal(X[:, 0], np.arange(23)), "training must not reorder the caller's data"
 
 
-@pytest.mark.parametrize("n,size,expected", [
-    (23, 5, [5, 5, 5, 5, 3]), (21, 5, [5, 5, 5, 6]), (20, 5, [5, 5, 5, 5]), (1, 5, [1]), (6, 5, [6]), (3, 1, [1, 1, 1]),
-])
+@pytest.mark.parametrize(
+    "n,size,expected",
+    [
+        (23, 5, [5, 5, 5, 5, 3]),
+        (21, 5, [5, 5, 5, 6]),
+        (20, 5, [5, 5, 5, 5]),
+        (1, 5, [1]),
+        (6, 5, [6]),
+        (3, 1, [1, 1, 1]),
+    ],
+)
 def test_batches_cover_every_sample_and_never_leave_one_alone(n: int, size: int, expected: list[int]) -> None:
     bounds = batch_bounds(n, size)
     assert [stop - start for start, stop in bounds] == expected
     assert bounds[0][0] == 0 and bounds[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
 
 
 def test_batch_norm_trains_when_one_sample_would_be_left_over(rng: np.random.Generator) -> None:

@@ -30,8 +30,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._types import Array, Labels
 from .config import TrainConfig
-from .data import split
-from .experiment import ScheduleStep, build_network, build_optimizer, build_schedule, derived_seeds, run_generators
+from .experiment import (
+    ScheduleStep,
+    build_network,
+    build_optimizer,
+    build_schedule,
+    run_generators,
+    validation_split,
+)
 from .losses import log_softmax
 from .network import Network
 from .optim import Optimizer
@@ -330,8 +336,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         holdout = not incremental and (config.early_stopping or config.schedule == "plateau")
         eval_sets = {}
         if holdout:
-            split_seed = int(derived_seeds(self.seed_)["val_split"].generate_state(1)[0])
-            Xv, X_val, codes, y_val = split(Xv, codes, config.val_size, split_seed)
+            Xv, X_val, codes, y_val = validation_split(Xv, codes, config.val_size, self.seed_)
             eval_sets["val"] = (X_val, y_val)
         stopper = EarlyStopping(config.monitor, config.patience) if holdout and config.early_stopping else None
         trainer = Trainer(

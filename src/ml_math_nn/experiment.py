@@ -88,18 +88,24 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
     )
 
 
+def validation_split(
+    X: Array, y: Labels, val_size: float, seed: int
+) -> tuple[Array, Array, Labels, Labels]:
+    """Stratified ``(X_train, X_val, y_train, y_val)``, drawn from the seed's ``val_split`` stream."""
+    split_seed: int = derived_seeds(seed)["val_split"].generate_state(1).tolist()[0]
+    try:
+        return data.split(X, y, val_size, split_seed)
+    except ValueError as e:  # scikit-learn's message alone would not say which split
+        raise ValueError(f"val_size {val_size:g}: cannot split a validation set off {len(y)} samples: {e}") from None
+
+
 def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> PreparedData:
     """Load (unless given), carve the validation split, fit the scaling on training rows only."""
     dataset = dataset if dataset is not None else load_dataset(config)
     dtype = np.dtype(config.dtype)
     X_train, y_train, X_val, y_val = dataset.X_train, dataset.y_train, None, None
     if config.val_size > 0:
-        split_seed: int = derived_seeds(config.seed)["val_split"].generate_state(1).tolist()[0]
-        try:
-            X_train, X_val, y_train, y_val = data.split(X_train, y_train, config.val_size, split_seed)
-        except ValueError as e:  # scikit-learn's message alone would not say which split
-            where = f"val_size {config.val_size:g}"
-            raise ValueError(f"{where}: cannot split a validation set off {len(y_train)} samples: {e}") from None
+        X_train, X_val, y_train, y_val = validation_split(X_train, y_train, config.val_size, config.seed)
     scaler = data.Standardizer.fit(X_train, dtype, per_feature=dataset.image_shape is None)
     return PreparedData(
         dataset,
