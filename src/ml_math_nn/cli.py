@@ -116,7 +116,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     for flag, name, kwargs in TRAIN_OPTIONS:
         default = getattr(DEFAULTS, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = f"{kwargs.get('help', '')} (default: {shown})".replace("%", "%%")
+        help_text = kwargs.get("help", "")
+        if "(default:" not in help_text:  # some say their default better than the field's None
+            help_text += f" (default: {shown})"
+        help_text = help_text.replace("%", "%%")
         group.add_argument(flag, dest=name, default=argparse.SUPPRESS, **{**kwargs, "help": help_text})
 
 
