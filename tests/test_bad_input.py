@@ -1,8 +1,9 @@
-"""Bad input at every entry point of the command line.
+"""Bad input at every entry point: the command line and the estimator.
 
-Input and usage errors exit with 2, a failure during a run with 1; either way stderr
-gets one line saying what is wrong and where (the file with its line and column, the
-option with its value), never a traceback.  ``--debug`` shows the traceback instead.
+On the command line, input and usage errors exit with 2, a failure during a run with 1;
+either way stderr gets one line saying what is wrong and where (the file with its line
+and column, the option with its value), never a traceback or a warning.  ``--debug``
+shows the traceback instead.  The estimator raises ``ValueError`` naming the parameter.
 """
 
 from __future__ import annotations
