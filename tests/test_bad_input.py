@@ -161,6 +161,8 @@ def test_dataset_spec_and_label_column(tmp_path: Path, capsys: pytest.CaptureFix
     assert_input_error(capsys, ["train", "--dataset", "imagenet", *out], "unknown dataset 'imagenet'; choose .*")
     missing = tmp_path / "nowhere.csv"
     assert_input_error(capsys, ["train", "--dataset", f"csv:{missing}", *out], f"{at(missing)}: file not found .*")
+    argv = ["train", "--dataset", f"npz:{tmp_path}", *out]
+    assert_input_error(capsys, argv, f"{at(tmp_path)}: is a directory, expected a file")
     path = write(tmp_path / "t.csv", table())
     argv = ["train", "--dataset", f"csv:{path}", "--label-column", "species", *out]
     assert_input_error(capsys, argv, rf"{at(path)}: no column named 'species' \(columns: x0, x1, x2, label\)")
@@ -332,6 +334,7 @@ PREDICT_CASES = [
     ("image.png", PNG, r"not UTF-8 text \(byte 0\)"),
     ("narrow.npz", {"X": np.ones((2, 2))}, r"the model expects 3 features per row, got data of shape \(2, 2\)"),
     ("other.npz", {"Y": np.ones((2, 3))}, r"missing array 'X' \(has: Y\)"),
+    ("folder.csv", None, "is a directory, expected a file"),
 ]
 
 
@@ -339,9 +342,11 @@ PREDICT_CASES = [
 def test_predict_on_bad_input(
     tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str], name: str, content: object, message: str
 ) -> None:
-    raw = npz_bytes(tmp_path, **content) if isinstance(content, dict) else content
-    assert isinstance(raw, (str, bytes))
-    path = write(tmp_path / name, raw)
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        write(path, npz_bytes(tmp_path, **content) if isinstance(content, dict) else content)  # type: ignore[arg-type]
     assert_input_error(capsys, ["predict", "--model", str(run_dir), "--input", str(path)], f"{at(path)}: {message}")
 
 

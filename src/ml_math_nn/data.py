@@ -252,6 +252,8 @@ def _find_file(name: str | Path, data_dir: str | Path | None) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if candidates[0].is_dir():
+        raise DataError(f"{name}: is a directory, expected a file")
     raise DataError(f"{name}: file not found (looked for {' and '.join(str(c) for c in candidates)})")
 
 
@@ -401,7 +403,7 @@ def load_features(path: str | Path, header: bool | None = None) -> Array:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: {'is a directory, expected a file' if path.is_dir() else 'no such file'}")
     if is_numpy_file(path):
         X = read_npz_features(path)
     elif path.suffix.lower() == ".npz":
