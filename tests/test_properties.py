@@ -270,23 +270,25 @@ def test_any_npz_arrays_load_or_fail_with_data_error(
 
 # -- model files --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Model, bytes]:
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Model, list[bytes]]:
+    """A model and its file as saved, and the same arrays in a deflate-compressed archive."""
     rng = np.random.default_rng(7)
     model = Model(build_mlp(3, (4,), 2, rng), ["a", "b"])
     folder = tmp_path_factory.mktemp("model")
     save_model(folder, model)
-    return model, (folder / "model.npz").read_bytes()
+    with np.load(folder / "model.npz") as npz:
+        np.savez_compressed(folder / "compressed.npz", **{name: npz[name] for name in npz.files})
+    return model, [(folder / name).read_bytes() for name in ("model.npz", "compressed.npz")]
 
 
 @FUZZ
 @given(data=st.data())
-def test_a_damaged_model_file_is_refused(tmp_path: Path, saved: tuple[Model, bytes], data: st.DataObject) -> None:
-    model, good = saved
+def test_a_damaged_model_file_is_refused(tmp_path: Path, saved: tuple[Model, list[bytes]], data: st.DataObject) -> None:
+    model, files = saved
+    good = data.draw(st.sampled_from(files))
     at = data.draw(st.integers(0, len(good) - 1))
-    damaged = data.draw(
-        st.sampled_from([good[:at], good[:at] + bytes([good[at] ^ data.draw(st.integers(1, 255))]) + good[at + 1 :]])
-    )
-    (tmp_path / "model.npz").write_bytes(damaged)
+    flipped = good[:at] + bytes([good[at] ^ data.draw(st.integers(1, 255))]) + good[at + 1 :]
+    (tmp_path / "model.npz").write_bytes(data.draw(st.sampled_from([good[:at], flipped])))
     try:
         loaded = load_model(tmp_path)
     except ModelFileError as e:

@@ -26,7 +26,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 from ._types import Array
 from .data import Standardizer
 from .network import Network
-from .readers import is_numpy_file
+from .readers import NPZ_ERRORS, is_numpy_file
 
 FORMAT = "ml-math-nn-model"
 VERSION = 1
@@ -132,7 +131,7 @@ def read_npz(path: str | Path, fmt: str, version: int) -> tuple[dict[str, Array]
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+    except NPZ_ERRORS as e:
         reason = "it holds pickled objects, which are never loaded" if "allow_pickle" in str(e) else str(e)
         raise ModelFileError(f"{path}: unreadable ({reason})") from None
     blob = arrays.pop(META_KEY, None)

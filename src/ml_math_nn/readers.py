@@ -63,6 +63,13 @@ def _read_exact(f: io.BufferedIOBase, out: NDArray[Any]) -> int:
     return got
 
 
+NPZ_ERRORS = (
+    OSError, EOFError, ValueError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error,
+)  # fmt: skip
+"""What ``np.load`` and :mod:`zipfile` raise on a damaged archive (``RuntimeError``: a member
+marked encrypted; ``NotImplementedError``: an unknown compression method)."""
+
+
 def is_numpy_file(path: Path) -> bool:
     """Whether ``path`` starts like an ``.npz`` or ``.npy`` file (see :data:`NUMPY_MAGIC`)."""
     with path.open("rb") as f:
@@ -316,7 +323,7 @@ def read_npz_table(path: str | Path, with_labels: bool = True) -> tuple[NDArray[
         raise DataError(f"{path}: file not found") from None
     except DataError:
         raise
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
+    except NPZ_ERRORS as e:
         raise DataError(f"{path}: not a readable NPZ archive ({type(e).__name__}: {e})".splitlines()[0]) from None
     if X.dtype.kind not in "buif":
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
