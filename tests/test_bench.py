@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -66,3 +67,13 @@ def test_command_line_rejects_unknown_workloads(capsys: pytest.CaptureFixture[st
         bench.main(["--workloads", "ax"])
     assert exit_info.value.code == 2
     assert "unknown workload(s) x; choose from a, b, c" in capsys.readouterr().err
+
+
+def test_runs_without_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    report = bench.run(quick=True, threads=1, workloads=["a"])
+    (digits,) = report["workloads"]
+    assert set(digits["results"]) == {bench.OURS, bench.SKLEARN}
+    assert digits["notes"] == ["PyTorch is not installed (pip install torch): left out"]
+    assert report["machine"]["torch"] is None
+    assert "note: PyTorch is not installed" in bench.format_report(report)
