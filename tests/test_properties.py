@@ -7,7 +7,8 @@ exception.
 * command lines -> ``TrainConfig``, ``UsageError`` or argparse's exit 2;
 * files given as ``csv:``/``npz:`` datasets or as rows to predict on -> a usable
   ``Dataset`` or feature array, or ``DataError`` (the readers alone are fuzzed in test_readers.py);
-* saved models cut short or with a byte changed -> the same model or ``ModelFileError``.
+* saved models cut short, with a byte changed or with crafted metadata -> the saved
+  weights or ``ModelFileError``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ml_math_nn.config import (
 from ml_math_nn.data import DataError, Dataset, load_dataset, load_features
 from ml_math_nn.init import INITIALIZERS
 from ml_math_nn.network import build_mlp
-from ml_math_nn.persistence import Model, ModelFileError, load_model, save_model
+from ml_math_nn.persistence import FORMAT, VERSION, Model, ModelFileError, load_model, read_npz, save_model, write_npz
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -273,7 +274,7 @@ def test_any_npz_arrays_load_or_fail_with_data_error(
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Model, list[bytes]]:
     """A model and its file as saved, and the same arrays in a deflate-compressed archive."""
     rng = np.random.default_rng(7)
-    model = Model(build_mlp(3, (4,), 2, rng), ["a", "b"])
+    model = Model(build_mlp(3, (4,), 2, rng, dropout=0.2, batch_norm=True), ["a", "b"])
     folder = tmp_path_factory.mktemp("model")
     save_model(folder, model)
     with np.load(folder / "model.npz") as npz:
@@ -297,3 +298,41 @@ def test_a_damaged_model_file_is_refused(tmp_path: Path, saved: tuple[Model, lis
         arrays = loaded.arrays()
         assert loaded.class_names == model.class_names
         assert all(np.array_equal(a, arrays[k]) for k, a in model.arrays().items())
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def json_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value nested in ``value`` (dict keys and list indices)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    return [path] + [p for k, v in items for p in json_paths(v, (*path, k))]
+
+
+@FUZZ
+@given(data=st.data())
+def test_crafted_metadata_is_refused_or_keeps_the_weights(
+    tmp_path: Path, saved: tuple[Model, list[bytes]], data: st.DataObject
+) -> None:
+    """The metadata (architecture, class names) is not checksummed: any value anywhere in it
+    gives ModelFileError, or a model that still holds exactly the saved weights."""
+    model, files = saved
+    (tmp_path / "model.npz").write_bytes(files[0])
+    arrays, meta = read_npz(tmp_path / "model.npz", FORMAT, VERSION)
+    *parents, key = data.draw(st.sampled_from(json_paths(meta)[1:]))
+    parent = meta
+    for k in parents:
+        parent = parent[k]
+    parent[key] = data.draw(JSON)
+    write_npz(tmp_path / "model.npz", arrays, meta)
+    try:
+        loaded = load_model(tmp_path)
+    except ModelFileError as e:
+        one_line(e)
+    else:
+        saved_arrays = model.arrays()
+        assert all(np.array_equal(a, saved_arrays[k]) for k, a in loaded.arrays().items())

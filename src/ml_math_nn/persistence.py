@@ -35,6 +35,7 @@ import numpy as np
 
 from ._types import Array
 from .data import Standardizer
+from .layers import Dense
 from .network import Network
 from .readers import NPZ_ERRORS, is_numpy_file
 
@@ -190,8 +191,10 @@ def load_model(directory: str | Path) -> Model:
         class_names = [str(c) for c in config["class_names"]]
         has_scaler = bool(config["scaler"])
         meta = dict(config.get("meta", {}))
-    except (KeyError, TypeError, ValueError) as e:
+    except (AttributeError, KeyError, TypeError, ValueError, MemoryError) as e:  # the metadata is not checksummed
         raise ModelFileError(f"{path}: invalid model configuration ({e})") from None
+    if not any(isinstance(layer, Dense) for layer in network.layers):
+        raise ModelFileError(f"{path}: invalid model configuration (no Dense layer)")
     if len(class_names) != network.n_out:
         raise ModelFileError(f"{path}: {len(class_names)} class names for {network.n_out} outputs")
     state = network.state()
