@@ -88,9 +88,7 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
     )
 
 
-def validation_split(
-    X: Array, y: Labels, val_size: float, seed: int
-) -> tuple[Array, Array, Labels, Labels]:
+def validation_split(X: Array, y: Labels, val_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
     """Stratified ``(X_train, X_val, y_train, y_val)``, drawn from the seed's ``val_split`` stream."""
     split_seed: int = derived_seeds(seed)["val_split"].generate_state(1).tolist()[0]
     try:
