@@ -31,7 +31,14 @@ from .readers import (
 )
 
 __all__ = [
-    "DataError", "Dataset", "Standardizer", "digits", "load_dataset", "load_features", "split", "stratified_subset",
+    "DataError",
+    "Dataset",
+    "Standardizer",
+    "digits",
+    "load_dataset",
+    "load_features",
+    "split",
+    "stratified_subset",
 ]
 
 DATA_DIR = Path("data")
