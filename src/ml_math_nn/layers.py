@@ -165,7 +165,7 @@ class Dense(Layer):
             raise RuntimeError("Dense.backward called before forward")
         np.matmul(self._x.T, grad, out=self.grads["W"])
         if self.bias:
-            np.sum(grad, axis=0, out=self.grads["b"])
+            grad.sum(axis=0, out=self.grads["b"])  # the method: np.sum's wrapper costs ~1 us a call
         return grad @ self.params["W"].T
 
     def config(self) -> dict[str, Any]:
