@@ -7,6 +7,7 @@ here (metrics.csv, summary.json, the model, the plots).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import io
 import json
@@ -105,16 +106,12 @@ def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> Pr
     if config.val_size > 0:
         X_train, X_val, y_train, y_val = validation_split(X_train, y_train, config.val_size, config.seed)
     scaler = data.Standardizer.fit(X_train, dtype, per_feature=dataset.image_shape is None)
-    return PreparedData(
-        dataset,
-        scaler,
-        scaler.transform(X_train),
-        y_train,
-        scaler.transform(dataset.X_test),
-        dataset.y_test,
-        None if X_val is None else scaler.transform(X_val),
-        y_val,
-    )
+    X_train, X_test = scaler.transform(X_train), scaler.transform(dataset.X_test)
+    X_val = None if X_val is None else scaler.transform(X_val)
+    # The run keeps only the scaled arrays: the raw ones (e.g. 60,000 uint8 images) are
+    # dropped here, so the data is held once.  Empty slices keep the feature count.
+    raw_free = dataclasses.replace(dataset, X_train=dataset.X_train[:0], X_test=dataset.X_test[:0])
+    return PreparedData(raw_free, scaler, X_train, y_train, X_test, dataset.y_test, X_val, y_val)
 
 
 def run_generators(seed: int) -> dict[str, np.random.Generator]:

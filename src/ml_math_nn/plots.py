@@ -355,7 +355,8 @@ def write_run_figures(
         first = next(layer for layer in model.network.layers if isinstance(layer, Dense))
         # With no hidden layer the first layer's columns are the classes themselves.
         units = names if first is model.network.layers[-1] else None
-        figures["samples.png"] = samples_figure(dataset.X_train, dataset.y_train, dataset.class_names, shape)
+        # The test images, unscaled: the run keeps no raw copy of the training set.
+        figures["samples.png"] = samples_figure(raw, y_test, names, shape)
         figures["misclassified.png"] = misclassified_figure(raw, y_test, y_pred, proba.max(axis=1), names, shape)
         figures["first_layer_weights.png"] = first_layer_figure(first.params["W"], shape, units)
     for name, text in tables.items():
