@@ -186,3 +186,31 @@ def test_sigkill_while_saving_never_breaks_the_model(tmp_path: Path) -> None:
         assert model.network.n_in == 64
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("model.npz", "model.json")]
     assert all(name.endswith(".tmp") for name in leftovers)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"history": [["not", "a", "record"]]},
+        {"history": [{"epoch": "one"}]},
+        {"early_stopping": {"best": "low", "best_epoch": 1, "wait": 0}},
+        {"early_stopping": None},
+        {"rngs": {}},
+        {"epoch": 99},
+    ],
+)
+def test_crafted_checkpoint_metadata_is_refused(change: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    from ml_math_nn.checkpoint import FILE
+    from ml_math_nn.persistence import META_KEY, ModelFileError
+
+    config = TrainConfig(epochs=2, checkpoint_every=1, val_size=0.2, early_stopping=True)
+    run_training(config, tmp_path, **QUIET)
+    with np.load(tmp_path / FILE) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    import json
+
+    meta = json.loads(arrays.pop(META_KEY).tobytes())
+    arrays[META_KEY] = np.frombuffer(json.dumps({**meta, **change}).encode(), dtype=np.uint8)
+    np.savez(tmp_path / FILE, **arrays)
+    with pytest.raises(ModelFileError, match="checkpoint.npz"):
+        run_training(config.merged({"epochs": 3}), tmp_path, resume=True, **QUIET)

@@ -97,14 +97,14 @@ def load_checkpoint(directory: str | Path, run: RunState) -> int:
             if meta["early_stopping"] is None:
                 raise ModelFileError(f"{path}: the checkpoint has no early-stopping state but the run uses it")
             s = run.stopper
-            s.best, s.best_epoch, s.wait = (
-                meta["early_stopping"]["best"],
-                meta["early_stopping"]["best_epoch"],
-                meta["early_stopping"]["wait"],
-            )
+            stopping = meta["early_stopping"]
+            s.best = None if stopping["best"] is None else float(stopping["best"])
+            s.best_epoch, s.wait = int(stopping["best_epoch"]), int(stopping["wait"])
             s.best_state = {k.removeprefix("best/"): v for k, v in arrays.items() if k.startswith("best/")}
-        trainer.history = [dict(r) for r in meta["history"]]
-    except (KeyError, TypeError, ValueError) as e:
+        trainer.history = [{str(k): float(v) for k, v in r.items()} for r in meta["history"]]
+        if len(trainer.history) != meta["epoch"]:
+            raise ValueError(f"{meta['epoch']} epochs but {len(trainer.history)} records")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         if isinstance(e, ModelFileError):
             raise
         raise ModelFileError(f"{path}: invalid checkpoint ({e})") from None

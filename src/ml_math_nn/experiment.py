@@ -7,8 +7,8 @@ here (metrics.csv, summary.json, the model, the plots).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import csv
+import dataclasses
 import io
 import json
 import logging
