@@ -380,7 +380,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {report['threads']} threads for every library",
         f"Python {m['python']}, numpy {m['numpy']} ({m['blas']}), scikit-learn {m['scikit-learn']}, "
         f"torch {m['torch']}, ml-math-nn {m['ml_math_nn']}",
-        "1-minute load average (other processes) at start and end: "
+        "1-minute load average at start and end (the run itself adds up to its thread count): "
         + ", ".join(f"{x:.2f}" for x in report["load_average_1min"]),
         "",
     ]
