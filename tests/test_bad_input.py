@@ -21,17 +21,10 @@ from ml_math_nn.cli import main
 from ml_math_nn.estimator import MLPClassifier
 from ml_math_nn.persistence import load_model
 from test_data import idx_bytes, write_idx_set
+from test_readers import write
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 ROWS = 40
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_bytes(content)
-    return path
 
 
 def table(n_features: int = 3, labels: tuple[str, ...] = ("cat", "dog")) -> str:

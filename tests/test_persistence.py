@@ -13,12 +13,11 @@ from ml_math_nn.data import Standardizer
 from ml_math_nn.network import build_mlp
 from ml_math_nn.persistence import (
     FORMAT,
-    VERSION,
     Model,
     ModelFileError,
     atomic_write,
-    checksum,
     load_model,
+    model_meta,
     save_model,
     write_npz,
 )
@@ -69,20 +68,12 @@ def test_tampered_array_fails_checksum(model: Model, tmp_path: Path) -> None:
 def test_arrays_are_checked_against_the_config(model: Model, tmp_path: Path) -> None:
     """A file whose checksum is consistent but whose arrays do not fit the architecture."""
     arrays = model.arrays()
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "network": model.network.config(),
-        "class_names": model.class_names,
-        "scaler": True,
-        "meta": {},
-    }
     bad = {**arrays, "0.W": np.zeros((2, 2), np.float32)}
-    write_npz(tmp_path / "model.npz", bad, {**meta, "checksum": checksum(bad)})
+    write_npz(tmp_path / "model.npz", bad, model_meta(model, bad))
     with pytest.raises(ModelFileError, match="'0.W' has shape"):
         load_model(tmp_path)
     missing = {k: v for k, v in arrays.items() if k != "0.b"}
-    write_npz(tmp_path / "model.npz", missing, {**meta, "checksum": checksum(missing)})
+    write_npz(tmp_path / "model.npz", missing, model_meta(model, missing))
     with pytest.raises(ModelFileError, match="do not match"):
         load_model(tmp_path)
 

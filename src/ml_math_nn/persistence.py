@@ -164,12 +164,9 @@ def check_arrays(path: str | Path, loaded: Mapping[str, Array], expected: Mappin
             )
 
 
-def save_model(directory: str | Path, model: Model) -> None:
-    """Write ``model.npz`` (the commit point) and then ``model.json`` into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = model.arrays()
-    meta = {
+def model_meta(model: Model, arrays: Mapping[str, Array]) -> dict[str, Any]:
+    """The configuration stored with ``arrays``: format, architecture, classes, checksum."""
+    return {
         "format": FORMAT,
         "version": VERSION,
         "network": model.network.config(),
@@ -178,6 +175,14 @@ def save_model(directory: str | Path, model: Model) -> None:
         "checksum": checksum(arrays),
         "meta": model.meta,
     }
+
+
+def save_model(directory: str | Path, model: Model) -> None:
+    """Write ``model.npz`` (the commit point) and then ``model.json`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = model.arrays()
+    meta = model_meta(model, arrays)
     write_npz(directory / WEIGHTS, arrays, meta)
     write_text(directory / CONFIG, json.dumps(meta, indent=2) + "\n")
 
