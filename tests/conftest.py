@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -29,3 +30,10 @@ def torch() -> ModuleType:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def fashion_mnist_missing(error: Exception) -> NoReturn:
+    """Skip a test that reads the installed Fashion-MNIST, or fail it in CI, which installs it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI installs Fashion-MNIST (apt-get install dataset-fashion-mnist): {error}")
+    pytest.skip(f"Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): {error}")

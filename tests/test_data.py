@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import struct
 import tracemalloc
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import fashion_mnist_missing
 from ml_math_nn.config import load_config
 from ml_math_nn.data import (
     FASHION_MNIST_CLASSES,
@@ -260,9 +260,7 @@ def fashion_subset() -> Dataset:
     try:
         return load_dataset("fashion-mnist", subset=3000)
     except DataError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI installs Fashion-MNIST (apt-get install dataset-fashion-mnist): {e}")
-        pytest.skip(f"Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): {e}")
+        fashion_mnist_missing(e)
 
 
 def test_fashion_mnist_is_the_real_one(fashion_subset: Dataset) -> None:
