@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from ml_math_nn.data import Standardizer, digits
-from ml_math_nn.layers import Dense, ReLU
+from ml_math_nn.layers import Dense, Dropout, ReLU
 from ml_math_nn.losses import SoftmaxCrossEntropy
-from ml_math_nn.network import build_mlp
+from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.optim import SGD
 from ml_math_nn.train import Trainer, evaluate
 
@@ -59,6 +59,33 @@ def test_dense_is_the_affine_map_and_its_transposes(rng: np.random.Generator) ->
     np.testing.assert_allclose(layer.grads["b"], g.sum(axis=0), rtol=RTOL)
     np.testing.assert_allclose(dx, g @ W.T, rtol=RTOL)
     assert not np.shares_memory(z, x) and not np.shares_memory(dx, g)
+
+
+def test_training_skips_only_the_data_gradient(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """loss_and_grads stores the same gradients as a full backward pass without ``G W^T`` of the first layer."""
+    net = build_mlp(6, (5, 4), 3, rng, dtype=np.float64, l2=0.1)
+    x, y = rng.normal(size=(8, 6)), rng.integers(0, 3, size=8)
+    net.loss.forward(net.forward(x, training=True), y)
+    net.backward(net.loss.backward())
+    full = {name: g.copy() for name, _, g in net.parameters()}
+
+    def no_data_gradient(grad: np.ndarray) -> np.ndarray:
+        raise AssertionError("the first layer's input gradient was computed")
+
+    monkeypatch.setattr(net.layers[0], "backward", no_data_gradient)
+    net.loss_and_grads(x, y)
+    for name, _, g in net.parameters():
+        np.testing.assert_array_equal(g, full[name], err_msg=name)
+
+
+def test_training_a_network_that_does_not_start_with_dense(rng: np.random.Generator) -> None:
+    """A first layer without the parameter-only half still gets its full backward pass."""
+    dense = Dense(4, 3, rng=rng, dtype=np.float64)
+    net = Network([Dropout(0.0), dense], np.float64)
+    x, y = rng.normal(size=(5, 4)), rng.integers(0, 3, size=5)
+    net.loss_and_grads(x, y)
+    g = (softmax_rows(x @ dense.params["W"] + dense.params["b"]) - np.eye(3)[y]) / 5
+    np.testing.assert_allclose(dense.grads["W"], x.T @ g, rtol=RTOL)
 
 
 def test_fused_loss_is_mean_negative_log_softmax(rng: np.random.Generator) -> None:

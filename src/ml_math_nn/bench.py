@@ -18,8 +18,8 @@ counted from the layer shapes: a :class:`~ml_math_nn.layers.Dense` layer of shap
           + \underbrace{2 n_{in} n_{out}}_{G W^\top} = 6\, n_{in} n_{out},
 
 except the first layer, whose input gradient :math:`G W^\top` no one needs
-(:math:`4\, n_{in} n_{out}`; scikit-learn and PyTorch skip it, and ours still
-computes it, which only lowers our figure).  The elementwise work (bias, activations,
+(:math:`4\, n_{in} n_{out}`; all three skip it, see
+:meth:`~ml_math_nn.network.Network.loss_and_grads`).  The elementwise work (bias, activations,
 loss, optimiser) is not counted either.
 
 Run ``python -m ml_math_nn.bench`` (``--quick`` for a small run that checks the

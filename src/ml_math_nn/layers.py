@@ -161,12 +161,20 @@ class Dense(Layer):
         return z
 
     def backward(self, grad: Array) -> Array:
+        self.param_grads(grad)
+        return grad @ self.params["W"].T
+
+    def param_grads(self, grad: Array) -> None:
+        r"""The parameter half of :meth:`backward`: store :math:`X^\top G` and :math:`\mathbf{1}^\top G`.
+
+        The first layer of a network calls only this in training: nothing needs the
+        gradient of the data, and :math:`G W^\top` would be a third of its work.
+        """
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         np.matmul(self._x.T, grad, out=self.grads["W"])
         if self.bias:
             grad.sum(axis=0, out=self.grads["b"])  # the method: np.sum's wrapper costs ~1 us a call
-        return grad @ self.params["W"].T
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "init": self.init}

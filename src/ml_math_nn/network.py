@@ -81,12 +81,21 @@ class Network:
         The grads are those of the whole objective: each dense weight gradient also
         receives the penalty's :math:`\lambda W`.
         """
-        for layer in reversed(self.layers):
+        grad = self._backward_to_first(grad)
+        grad = self.layers[0].backward(grad)
+        self._add_penalty_grads()
+        return grad
+
+    def _backward_to_first(self, grad: Array) -> Array:
+        """Backpropagate through every layer but the first; returns the first one's output gradient."""
+        for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
+        return grad
+
+    def _add_penalty_grads(self) -> None:
         if self.l2:
             for layer in self._dense():
                 layer.grads["W"] += self.l2 * layer.params["W"]
-        return grad
 
     def penalty(self) -> float:
         r"""The L2 term :math:`\frac{\lambda}{2} \sum_\ell \lVert W_\ell \rVert_F^2` (0 when :math:`\lambda = 0`)."""
@@ -97,11 +106,18 @@ class Network:
     def loss_and_grads(self, x: Array, y: Labels) -> tuple[float, Array]:
         """Forward in training mode, loss (cross-entropy plus penalty), then backward.
 
-        Returns the loss and the logits.
+        Returns the loss and the logits.  Unlike :meth:`backward`, it does not compute
+        ``dL/dx``: a first :class:`Dense` layer stores its parameter gradients only.
         """
         logits = self.forward(x, training=True)
         loss = self.loss.forward(logits, y) + self.penalty()
-        self.backward(self.loss.backward())
+        grad = self._backward_to_first(self.loss.backward())
+        first = self.layers[0]
+        if isinstance(first, Dense):
+            first.param_grads(grad)
+        else:
+            first.backward(grad)
+        self._add_penalty_grads()
         return loss, logits
 
     def set_rng(self, rng: np.random.Generator) -> None:
