@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -236,6 +237,22 @@ def test_float32_parameters_stay_float32(name: str) -> None:
         opt.step([("w", p, np.full((3, 2), 0.5, dtype=np.float32))])
     assert p.dtype == np.float32
     assert all(a.dtype == np.float32 for a in opt.state["w"].values())
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_step_allocates_no_temporaries(name: str) -> None:
+    """After the first step (state and scratch created), an update works in place."""
+    p = np.zeros(100_000)
+    g = np.full_like(p, 0.5)
+    opt = make_optimizer(name, 0.1, **({"momentum": 0.9, "nesterov": True} if name == "sgd" else {}))
+    opt.step([("w", p, g)])
+    tracemalloc.start()
+    try:
+        opt.step([("w", p, g)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < p.nbytes // 10
 
 
 # -- saving and restoring the state ----------------------------------------------

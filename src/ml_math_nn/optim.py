@@ -12,7 +12,9 @@ the weight decay.  Every update rule, default and placement of :math:`\epsilon` 
 PyTorch's (``torch.optim``), so the tests can compare the two to rounding error.
 
 Per-parameter state (moment estimates, momentum buffers) lives in ``self.state`` as plain
-arrays keyed by the parameter's name.  :meth:`Optimizer.state_dict` flattens it to
+arrays keyed by the parameter's name.  Each update works in place in one scratch array per
+parameter, allocated on the first step and reused (not state: it is never saved), so a step
+allocates nothing; numpy hands a fresh array of a large parameter new pages to fault in.  :meth:`Optimizer.state_dict` flattens it to
 ``{"t": ..., "lr": ..., "<slot>/<parameter name>": array}``, which ``np.savez`` stores
 without pickle, and :meth:`Optimizer.load_state_dict` restores it.
 """
@@ -65,6 +67,7 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.state: dict[str, dict[str, Array]] = {}
         self.t = 0
+        self._scratch: dict[str, Array] = {}
 
     def step(self, parameters: Parameters) -> None:
         """Apply one update to every parameter from its gradient (step :math:`t` += 1)."""
@@ -79,6 +82,18 @@ class Optimizer:
     def _l2(self, param: Array, grad: Array) -> Array:
         r""":math:`g + \lambda \theta` in a new array (the stored gradient is left as is)."""
         return grad + self.weight_decay * param if self.weight_decay else grad
+
+    def _work(self, name: str, param: Array) -> Array:
+        """The reusable scratch array of parameter ``name`` (its contents are garbage)."""
+        work = self._scratch.get(name)
+        if work is None or work.shape != param.shape or work.dtype != param.dtype:
+            work = self._scratch[name] = np.empty_like(param)
+        return work
+
+    def _descend(self, param: Array, direction: Array, work: Array) -> None:
+        r""":math:`\theta \leftarrow \theta - \eta\, d` through ``work`` (``direction`` may be ``work``)."""
+        np.multiply(direction, self.lr, out=work)
+        param -= work
 
     def _slot(self, name: str, slot: str, param: Array) -> Array:
         """The state array ``slot`` of parameter ``name``, created as zeros on first use."""
@@ -162,13 +177,18 @@ class SGD(Optimizer):
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
     def update(self, name: str, param: Array, grad: Array) -> None:
-        g = self._l2(param, grad)
+        g, work = self._l2(param, grad), self._work(name, param)
         if self.momentum:
             b = self._slot(name, "momentum", param)
             b *= self.momentum
             b += g
-            g = g + self.momentum * b if self.nesterov else b
-        param -= self.lr * g
+            if self.nesterov:
+                np.multiply(b, self.momentum, out=work)
+                work += g
+                g = work
+            else:
+                g = b
+        self._descend(param, g, work)
 
 
 class Adam(Optimizer):
@@ -222,14 +242,20 @@ class Adam(Optimizer):
         """The moment update and step shared by Adam and AdamW."""
         b1, b2 = self.betas
         m, v = self._slot(name, "m", param), self._slot(name, "v", param)
-        m *= b1
-        m += (1 - b1) * g
+        work = self._work(name, param)
+        np.subtract(g, m, out=work)  # m + (1 - b1)(g - m), PyTorch's lerp
+        work *= 1 - b1
+        m += work
         v *= b2
-        v += (1 - b2) * np.square(g)
-        denom = np.sqrt(v)
-        denom /= math.sqrt(1 - b2**self.t)
-        denom += self.eps
-        param -= (self.lr / (1 - b1**self.t)) * m / denom
+        np.square(g, out=work)
+        work *= 1 - b2
+        v += work
+        np.sqrt(v, out=work)
+        work /= math.sqrt(1 - b2**self.t)
+        work += self.eps
+        np.divide(m, work, out=work)
+        work *= self.lr / (1 - b1**self.t)
+        param -= work
 
 
 class AdamW(Adam):
@@ -298,17 +324,21 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
 
     def update(self, name: str, param: Array, grad: Array) -> None:
-        g = self._l2(param, grad)
+        g, work = self._l2(param, grad), self._work(name, param)
         v = self._slot(name, "square_avg", param)
         v *= self.alpha
-        v += (1 - self.alpha) * np.square(g)
-        scaled: Array = g / (np.sqrt(v) + self.eps)
+        np.square(g, out=work)
+        work *= 1 - self.alpha
+        v += work
+        np.sqrt(v, out=work)
+        work += self.eps
+        scaled = np.divide(g, work, out=work)
         if self.momentum:
             b = self._slot(name, "momentum", param)
             b *= self.momentum
             b += scaled
             scaled = b
-        param -= self.lr * scaled
+        self._descend(param, scaled, work)
 
 
 class AdaGrad(Optimizer):
@@ -343,10 +373,13 @@ class AdaGrad(Optimizer):
         self.eps = float(eps)
 
     def update(self, name: str, param: Array, grad: Array) -> None:
-        g = self._l2(param, grad)
+        g, work = self._l2(param, grad), self._work(name, param)
         s = self._slot(name, "sum", param)
-        s += np.square(g)
-        param -= self.lr * g / (np.sqrt(s) + self.eps)
+        np.square(g, out=work)
+        s += work
+        np.sqrt(s, out=work)
+        work += self.eps
+        self._descend(param, np.divide(g, work, out=work), work)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, AdaGrad)}
