@@ -12,11 +12,13 @@ the weight decay.  Every update rule, default and placement of :math:`\epsilon` 
 PyTorch's (``torch.optim``), so the tests can compare the two to rounding error.
 
 Per-parameter state (moment estimates, momentum buffers) lives in ``self.state`` as plain
-arrays keyed by the parameter's name.  Each update works in place in one scratch array per
-parameter, allocated on the first step and reused (not state: it is never saved), so a step
-allocates nothing; numpy hands a fresh array of a large parameter new pages to fault in.  :meth:`Optimizer.state_dict` flattens it to
+arrays keyed by the parameter's name.  :meth:`Optimizer.state_dict` flattens it to
 ``{"t": ..., "lr": ..., "<slot>/<parameter name>": array}``, which ``np.savez`` stores
 without pickle, and :meth:`Optimizer.load_state_dict` restores it.
+
+Each update works in place through one scratch array per parameter, allocated on the
+first step and reused (it is not state and is never saved), so a step allocates nothing:
+a fresh temporary the size of a large parameter costs page faults on every step.
 """
 
 from __future__ import annotations
