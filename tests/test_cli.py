@@ -148,6 +148,22 @@ def test_evaluate_reproduces_the_runs_test_accuracy(trained: Path, capsys: pytes
     assert f"accuracy {summary['final']['test_acc']:.4f}" in out
 
 
+def test_evaluate_on_another_file_scores_all_of_it(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X, y = digits.data[:200], digits.target[:200]
+    np.savez(tmp_path / "more.npz", X=X, y=y)
+    model = load_model(trained)
+    expected = float(np.mean(model.network.predict(model.transform(X)) == y))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(trained), "--dataset", f"npz:{tmp_path / 'more.npz'}"]) == 0
+    out = capsys.readouterr().out
+    assert "200 samples" in out and f"accuracy {expected:.4f}" in out
+
+
 def test_predict_csv_and_npz_give_the_models_probabilities(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
