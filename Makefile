@@ -20,7 +20,7 @@ test: $(VENV)/.installed
 
 # Speed against scikit-learn and PyTorch (see BENCHMARKS.md); BENCH_ARGS=--quick for a short check.
 bench: $(VENV)/.installed
-	$(PY) -m ml_math_nn.bench $(BENCH_ARGS)
+	$(PY) -m ml_math_nn bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy

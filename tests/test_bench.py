@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import fashion_mnist_missing
-from ml_math_nn import bench
+from ml_math_nn import bench, cli
 from ml_math_nn.readers import DataError
 
 
@@ -65,6 +65,18 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     saved = json.loads(out.read_text())
     assert [w["workload"] for w in saved["workloads"]] == ["a"] and saved["threads"] == 1
     assert "Workload (a): digits 64-128-10" in capsys.readouterr().out
+
+
+def test_ml_math_nn_bench_is_the_same_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--workloads", "a", "--threads", "1", "--json", str(out)]) == 0
+    assert [w["workload"] for w in json.loads(out.read_text())["workloads"]] == ["a"]
+    assert "Workload (a): digits 64-128-10" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "--threads", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "ml-math-nn bench: error: --threads must be >= 1, got 0 (see ml-math-nn bench --help)\n"
 
 
 def test_command_line_rejects_unknown_workloads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ except the first layer, whose input gradient :math:`G W^\top` no one needs
 :meth:`~ml_math_nn.network.Network.loss_and_grads`).  The elementwise work (bias, activations,
 loss, optimiser) is not counted either.
 
-Run ``python -m ml_math_nn.bench`` (``--quick`` for a small run that checks the
+Run ``ml-math-nn bench`` or ``python -m ml_math_nn.bench`` (``--quick`` for a small run that checks the
 harness, which CI runs); ``--json PATH`` also writes the report as JSON.
 """
 
@@ -55,6 +55,7 @@ from ._types import Array, Labels
 from .layers import Dense
 from .network import Network, build_mlp
 from .optim import SGD, Adam, Optimizer
+from .persistence import write_text
 from .train import Trainer
 
 OURS, SKLEARN, TORCH = "ml-math-nn", "scikit-learn", "pytorch"
@@ -411,13 +412,16 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml_math_nn.bench", description=__doc__.splitlines()[0])
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options, shared by ``python -m ml_math_nn.bench`` and ``ml-math-nn bench``."""
     parser.add_argument("--quick", action="store_true", help="small data and few epochs: checks the harness in seconds")
     parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every library (default: all CPUs)")
     parser.add_argument("--workloads", default="abc", help="which workloads to run, e.g. 'ab' (default: abc)")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
-    args = parser.parse_args(argv)
+
+
+def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Check the options of :func:`add_options`, run, print the report and write the JSON."""
     unknown = set(args.workloads) - {w.name for w in WORKLOADS}
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose from a, b, c")
@@ -426,8 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(args.quick, args.threads, list(args.workloads))
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_text(args.json, json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml_math_nn.bench", description=__doc__.splitlines()[0])
+    add_options(parser)
+    return run_from_args(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":

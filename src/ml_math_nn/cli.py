@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import __version__
+from . import __version__, bench
 from .config import (
     ACTIVATION_NAMES,
     MONITOR_NAMES,
@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--tol", type=float, default=DEFAULT_TOL, help="largest relative error accepted (default: %(default)s)"
     )
     gradcheck.set_defaults(handler=_gradcheck)
+
+    speed = sub.add_parser("bench", help="speed against scikit-learn and PyTorch, side by side (BENCHMARKS.md)")
+    bench.add_options(speed)
+    speed.set_defaults(handler=lambda args: bench.run_from_args(args, speed))
     return parser
 
 
