@@ -310,6 +310,7 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
             "parameter early_stopping=True, validation_fraction=0.0: early stopping needs a validation split",
         ),
         ({"random_state": -1}, "parameter random_state=-1: expected None, an int >= 0, a numpy RandomState"),
+        ({"warm_start": "no"}, "parameter warm_start='no': must be True or False"),
     ],
 )
 def test_bad_parameters_are_named_at_fit(params: dict[str, Any], message: str) -> None:

@@ -36,9 +36,11 @@ from ml_math_nn.config import (
     load_config,
 )
 from ml_math_nn.data import DataError, Dataset, load_dataset, load_features
+from ml_math_nn.estimator import CONFIG_FIELDS, MLPClassifier
 from ml_math_nn.init import INITIALIZERS
 from ml_math_nn.network import build_mlp
 from ml_math_nn.persistence import FORMAT, VERSION, Model, ModelFileError, load_model, read_npz, save_model, write_npz
+from ml_math_nn.train import TrainingDiverged
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -336,3 +338,58 @@ def test_crafted_metadata_is_refused_or_keeps_the_weights(
     else:
         saved_arrays = model.arrays()
         assert all(np.array_equal(a, saved_arrays[k]) for k, a in loaded.arrays().items())
+
+
+# -- estimator parameters -----------------------------------------------------------------
+SMALL_ANYTHING = st.recursive(  # ANYTHING with integers small enough to train on (epochs, widths)
+    st.none() | st.booleans() | st.integers(-3, 12) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=4,
+)
+RANDOM_STATES = st.none() | st.integers(-2, 2**40) | st.integers(0, 9).map(np.random.RandomState) | SMALL_ANYTHING
+
+
+def small(name: str) -> st.SearchStrategy[Any]:
+    """:func:`plausible` values of the config field, with epochs and widths kept small."""
+    if name == "hidden":
+        return st.lists(st.integers(-1, 8), max_size=3) | st.integers(-1, 8) | st.sampled_from(["8,4", "", "12,,3"])
+    if name in ("epochs", "warmup_epochs", "patience", "plateau_patience", "step_size"):
+        return st.integers(-1, 4)
+    return plausible(name)
+
+
+@st.composite
+def estimator_params(draw: st.DrawFn) -> dict[str, Any]:
+    """Some of MLPClassifier's parameters, each of its option's type or anything at all."""
+    names = draw(st.lists(st.sampled_from(sorted(CONFIG_FIELDS)), max_size=6, unique=True))
+    params = {name: draw(small(CONFIG_FIELDS[name]) | small(CONFIG_FIELDS[name]) | SMALL_ANYTHING) for name in names}
+    params["max_iter"] = params.get("max_iter", 2)
+    if draw(st.booleans()):
+        params["random_state"] = draw(RANDOM_STATES)
+    if draw(st.integers(0, 4)) == 0:
+        params["warm_start"] = draw(SMALL_ANYTHING)
+    return params
+
+
+@FUZZ
+@given(params=estimator_params())
+def test_any_estimator_parameters_fit_or_fail_with_value_error(params: dict[str, Any]) -> None:
+    """Invalid parameters give one ``ValueError`` line naming the parameter, at fit time;
+    valid ones train a model whose probabilities are rows of a distribution (or stop on a
+    diverging loss with its own error)."""
+    X = np.random.default_rng(0).normal(size=(24, 3))
+    y = np.arange(24) % 3
+    model = MLPClassifier(**params)
+    try:
+        model.fit(X, y)
+    except ValueError as e:
+        one_line(e)
+        assert str(e).startswith("MLPClassifier parameter "), e
+        return
+    except TrainingDiverged as e:
+        one_line(e)
+        return
+    assert isinstance(model.warm_start, (bool, np.bool_))
+    proba = model.predict_proba(X)
+    assert proba.shape == (24, 3) and model.n_iter_ <= model.max_iter
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)

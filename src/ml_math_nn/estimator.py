@@ -273,6 +273,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         Raises ``ValueError`` naming the estimator parameter(s) of the first invalid option.
         """
         params = self.get_params(deep=False)
+        if not isinstance(self.warm_start, (bool, np.bool_)):  # "no" would be true
+            raise ValueError(f"{type(self).__name__} parameter warm_start={self.warm_start!r}: must be True or False")
         try:
             return _train_config(params)
         except ValueError as e:
