@@ -8,6 +8,8 @@ shows the traceback instead.  The estimator raises ``ValueError`` naming the par
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 from ml_math_nn.cli import main
 from ml_math_nn.estimator import MLPClassifier
 from ml_math_nn.persistence import load_model
+from ml_math_nn.train import TrainingDiverged
 from test_data import idx_bytes, write_idx_set
 from test_readers import write
 
@@ -107,6 +110,8 @@ NPZ_CASES = [
     ("nan", {"X": np.array([[1.0, np.nan], [0, 1]]), "y": [0, 1]}, r"X holds non-finite values \(NaN or infinity\)"),
     ("single", {"X": np.eye(3), "y": [4, 4, 4]}, r"a single class \(4\); classification needs at least 2"),
     ("huge", {"X": np.array([[1e300, 0], [0, 1]]), "y": [0, 1]}, "values too large for float32"),
+    ("empty", {"X": np.zeros((0, 3)), "y": np.zeros(0, int)}, r"X is empty \(no samples\), shape \(0, 3\)"),
+    ("no-features", {"X": np.zeros((3, 0)), "y": [0, 1, 0]}, r"X must be \(samples, features\) .*got shape \(3, 0\)"),
     ("no-y", {"X": np.eye(3)}, r"missing array 'y' \(has: X\)"),
     ("count", {"X": np.eye(3), "y": [0, 1]}, "3 samples in X but 2 labels in y"),
     ("pickle", {"X": np.array([[{"a": 1}]], dtype=object), "y": [0]}, r"not a readable NPZ archive \(.*pickle.*\)"),
@@ -259,22 +264,29 @@ def test_empty_out_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert_input_error(capsys, ["train", "--out", ""], "--out: empty path")
 
 
+def refuses_writes(folder: Path) -> bool:
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        return True
+    (folder / ".probe").unlink()
+    return False
+
+
 def test_out_not_writable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        try:
-            (locked / "probe").touch()
-        except PermissionError:
-            pass
-        else:
-            pytest.skip("this user may write into a read-only folder (root)")
+        if not refuses_writes(locked):  # root may write into a read-only folder, not into sysfs
+            locked = Path("/sys")
+            if not (locked.is_dir() and refuses_writes(locked)):
+                pytest.skip("no folder this user cannot write into")
         assert_input_error(capsys, ["train", "--out", str(locked)], rf"--out {at(locked)}: not writable \(.*\)")
         run = locked / "run"
         assert_input_error(capsys, ["train", "--out", str(run)], rf"--out {at(run)}: cannot create \(.*\)")
     finally:
-        locked.chmod(0o755)
+        (tmp_path / "locked").chmod(0o755)
 
 
 # -- saved models -------------------------------------------------------------------
@@ -327,6 +339,7 @@ PREDICT_CASES = [
     ("image.png", PNG, r"not UTF-8 text \(byte 0\)"),
     ("narrow.npz", {"X": np.ones((2, 2))}, r"the model expects 3 features per row, got data of shape \(2, 2\)"),
     ("other.npz", {"Y": np.ones((2, 3))}, r"missing array 'X' \(has: Y\)"),
+    ("empty.npz", {"X": np.ones((0, 3))}, r"X is empty \(no samples\), shape \(0, 3\)"),
     ("folder.csv", None, "is a directory, expected a file"),
 ]
 
@@ -379,6 +392,21 @@ def test_estimator_bad_input() -> None:
         fitted.predict(X[:, :2])
     with pytest.raises(ValueError, match="Input X contains infinity"):
         fitted.predict(np.where(X > 1, np.inf, X))
+    with pytest.raises(ValueError, match="inhomogeneous shape"):  # ragged rows
+        MLPClassifier(max_iter=1).fit([[1.0, 2.0], [3.0], [4.0, 5.0], [6.0, 7.0]], [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="could not convert string to float: 'four'"):
+        MLPClassifier(max_iter=1).fit([["1", "2"], ["3", "four"]] * 2, [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        MLPClassifier(max_iter=1).fit(X, X[:, 0])
+
+
+def test_estimator_divergence_names_epoch_and_batch() -> None:
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    model = MLPClassifier(learning_rate_init=1e100, max_iter=3, random_state=0)
+    with pytest.raises(
+        TrainingDiverged, match=r"^loss became (nan|inf) at epoch \d+, batch \d+; try a smaller learning"
+    ):
+        model.fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -416,6 +444,35 @@ def test_divergence_exits_1_and_keeps_the_model(
         r"ml-math-nn: training diverged: loss became (nan|inf) at epoch \d+, batch \d+; try a smaller learning rate"
     )
     assert re.fullmatch(pattern, err), err
+    after = load_model(out).arrays()
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_a_file_that_cannot_be_written_during_a_run_exits_1(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while checkpointing is a failure during the run, not an input error: exit 1,
+    the file named, no temporary file left and the model from before untouched."""
+    data = write(tmp_path / "train.csv", table())
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("model.npz", "model.json"):
+        write(out / name, (run_dir / name).read_bytes())
+    before = load_model(out).arrays()
+    replace = os.replace
+
+    def full_disk(src: str, dst: str | Path) -> None:
+        if Path(dst).name == "checkpoint.npz":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        replace(src, dst)
+
+    monkeypatch.setattr("ml_math_nn.persistence.os.replace", full_disk)
+    argv = ["train", "--dataset", f"csv:{data}", "--checkpoint-every", "1", "--epochs", "3", "--quiet", "--out"]
+    code, err = cli_error(capsys, *argv, str(out))
+    assert code == 1
+    assert err == f"ml-math-nn: failed: {out / 'checkpoint.npz'}: cannot write (No space left on device)"
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert '"status": "failed"' in (out / "summary.json").read_text()
     after = load_model(out).arrays()
     assert all(np.array_equal(after[k], before[k]) for k in before)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from ml_math_nn.persistence import (
     model_meta,
     save_model,
     write_npz,
+    write_text,
 )
 
 
@@ -111,6 +114,20 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError):
         atomic_write(target, fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_names_the_file_when_the_disk_is_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("ml_math_nn.persistence.os.fsync", full)
+    with pytest.raises(OSError, match=f"^{re.escape(str(target))}: cannot write \\(No space left on device\\)$"):
+        write_text(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 

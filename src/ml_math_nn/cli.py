@@ -1,8 +1,8 @@
 """The ``ml-math-nn`` command line.
 
 Exit codes: 0 success; 2 usage or input errors (bad options, bad files), reported in one
-line on stderr; 1 a failure during a run (e.g. a diverging loss).  ``--debug`` shows the
-traceback instead of the one line.
+line on stderr; 1 a failure during a run (a diverging loss, a run file that cannot be
+written).  ``--debug`` shows the traceback instead of the one line.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .config import (
     load_config,
     parse_hidden,
 )
-from .experiment import Interrupted
+from .experiment import Interrupted, RunFailed
 from .gradcheck import DEFAULT_TOL, check_config, format_report
 
 DEFAULTS = TrainConfig()
@@ -309,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(e, TrainingDiverged):
             print(f"ml-math-nn: training diverged: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, RunFailed):
+            print(f"ml-math-nn: failed: {e}", file=sys.stderr)
             return 1
         if isinstance(e, (ValueError, OSError)):
             print(f"ml-math-nn: error: {e}", file=sys.stderr)

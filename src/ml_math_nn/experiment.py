@@ -260,13 +260,16 @@ def run_training(
     ``resume``, training continues from ``out_dir/checkpoint.npz``; ``html_report`` also
     writes ``report.html``.
     Ctrl-C (SIGINT) ends the current epoch, saves a checkpoint and raises
-    :class:`Interrupted`; a second Ctrl-C stops at once.
+    :class:`Interrupted`; a second Ctrl-C stops at once.  Bad input raises ``ValueError``
+    or ``OSError`` before training starts; an ``OSError`` after that (a file of the run
+    that cannot be written) is raised as :class:`RunFailed`.
     """
     start = time.perf_counter()
     prepared = prepare_data(config, dataset)
     ds = prepared.dataset
     out = prepare_out_dir(out_dir) if out_dir is not None else fresh_run_dir("runs", ds.name)
-    write_text(out / "config.toml", config.to_toml())
+    with failing_run():
+        write_text(out / "config.toml", config.to_toml())
 
     rngs = run_generators(config.seed)
     network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"])
@@ -293,66 +296,82 @@ def run_training(
     run_callbacks += [lambda _, record: report(format_record(record, config.epochs)), *callbacks]
     model = Model(network, ds.class_names, prepared.scaler, {"dataset": ds.name, "config": config.to_dict()})
     status = "failed"
-    try:
-        # A diverging loss stops training with one message naming the epoch and batch;
-        # numpy's overflow warnings on the way there would only repeat it as noise.
-        with stop_on_interrupt(trainer), np.errstate(over="ignore", invalid="ignore"):
-            trainer.fit(prepared.X_train, prepared.y_train, config.epochs, prepared.eval_sets(), run_callbacks)
-        status = "interrupted" if trainer.interrupted else "completed"
-    except TrainingDiverged:
-        status = "diverged"
-        raise
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        # Records of what happened are always written; the model only when training
-        # completed, so a diverged or interrupted run never overwrites a good model.
-        history = trainer.history
-        train_seconds = time.perf_counter() - start
-        if status == "completed":
-            save_model(out, model)
-            if history:
-                write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history)
-        write_text(out / "metrics.csv", metrics_csv(history))
-        summary = {
-            "status": status,
-            "final": {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
-            "epochs_run": len(history),
-            "best_epoch": stopper.best_epoch if stopper is not None else len(history),
-            "config": config.to_dict(),
-            "seed": config.seed,
-            "dataset": {
-                "name": ds.name,
-                "n_train": len(prepared.X_train),
-                "n_test": len(prepared.X_test),
-                "n_val": 0 if prepared.X_val is None else len(prepared.X_val),
-                "n_features": ds.n_features,
-                "n_classes": ds.n_classes,
-            },
-            "n_parameters": int(sum(p.size for _, p, _ in network.parameters())),
-            "wall_time_s": round(time.perf_counter() - start, 3),
-            "train_time_s": round(train_seconds, 3),
-            "peak_memory_mb": peak_memory_mb(),
-            "versions": {"ml_math_nn": __version__, "numpy": np.__version__, "python": platform.python_version()},
-        }
-        if stopper is not None and history:
-            best = history[stopper.best_epoch - 1]
-            summary["final"] = {k: v for k, v in best.items() if k != "epoch"}
-        write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    with failing_run():
+        try:
+            # A diverging loss stops training with one message naming the epoch and batch;
+            # numpy's overflow warnings on the way there would only repeat it as noise.
+            with stop_on_interrupt(trainer), np.errstate(over="ignore", invalid="ignore"):
+                trainer.fit(prepared.X_train, prepared.y_train, config.epochs, prepared.eval_sets(), run_callbacks)
+            status = "interrupted" if trainer.interrupted else "completed"
+        except TrainingDiverged:
+            status = "diverged"
+            raise
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            # Records of what happened are always written; the model only when training
+            # completed, so a diverged or interrupted run never overwrites a good model.
+            history = trainer.history
+            train_seconds = time.perf_counter() - start
+            if status == "completed":
+                save_model(out, model)
+                if history:
+                    write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history)
+            write_text(out / "metrics.csv", metrics_csv(history))
+            summary = {
+                "status": status,
+                "final": {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
+                "epochs_run": len(history),
+                "best_epoch": stopper.best_epoch if stopper is not None else len(history),
+                "config": config.to_dict(),
+                "seed": config.seed,
+                "dataset": {
+                    "name": ds.name,
+                    "n_train": len(prepared.X_train),
+                    "n_test": len(prepared.X_test),
+                    "n_val": 0 if prepared.X_val is None else len(prepared.X_val),
+                    "n_features": ds.n_features,
+                    "n_classes": ds.n_classes,
+                },
+                "n_parameters": int(sum(p.size for _, p, _ in network.parameters())),
+                "wall_time_s": round(time.perf_counter() - start, 3),
+                "train_time_s": round(train_seconds, 3),
+                "peak_memory_mb": peak_memory_mb(),
+                "versions": {"ml_math_nn": __version__, "numpy": np.__version__, "python": platform.python_version()},
+            }
+            if stopper is not None and history:
+                best = history[stopper.best_epoch - 1]
+                summary["final"] = {k: v for k, v in best.items() if k != "epoch"}
+            write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if status == "interrupted":
         raise Interrupted(
             f"interrupted after epoch {len(history)} of {config.epochs}; checkpoint saved, "
             f"resume with: ml-math-nn train --resume {out}"
         )
     if html_report:
-        write_report([out], out / "report.html")
+        with failing_run():
+            write_report([out], out / "report.html")
     log.debug("wrote run to %s", out)
     return RunResult(out, model, history, summary)
 
 
 class Interrupted(Exception):
     """Training stopped on Ctrl-C after saving a checkpoint."""
+
+
+class RunFailed(Exception):
+    """A run that had started could not go on, e.g. its files could not be written (disk
+    full): a failure during the run (exit status 1), not an input error."""
+
+
+@contextlib.contextmanager
+def failing_run() -> Iterator[None]:
+    """Re-raise an ``OSError`` (of writing the run's files) as :class:`RunFailed`."""
+    try:
+        yield
+    except OSError as e:
+        raise RunFailed(str(e)) from e
 
 
 @contextlib.contextmanager

@@ -68,8 +68,10 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # e.g. a full disk: name the file, not the temporary one
+            raise type(e)(f"{path}: cannot write ({e.strerror or e})") from e
         raise
 
 

@@ -327,7 +327,9 @@ def read_npz_table(path: str | Path, with_labels: bool = True) -> tuple[NDArray[
         raise DataError(f"{path}: not a readable NPZ archive ({type(e).__name__}: {e})".splitlines()[0]) from None
     if X.dtype.kind not in "buif":
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
-    if X.ndim not in (2, 3) or X.shape[0] == 0 or X[0].size == 0:
+    if X.ndim in (2, 3) and X.shape[0] == 0:
+        raise DataError(f"{path}: X is empty (no samples), shape {X.shape}")
+    if X.ndim not in (2, 3) or X[0].size == 0:
         raise DataError(f"{path}: X must be (samples, features) or (samples, height, width), got shape {X.shape}")
     if y is not None and (y.ndim != 1 or y.dtype.kind not in "buifUS"):
         raise DataError(f"{path}: y must be a 1-D array of numbers or strings, got {y.dtype} shape {y.shape}")
