@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml_math_nn.checkpoint import FORMAT as CHECKPOINT
+from ml_math_nn.checkpoint import VERSION as CHECKPOINT_VERSION
 from ml_math_nn.config import TrainConfig, load_config
 from ml_math_nn.experiment import Interrupted, run_training
-from ml_math_nn.persistence import load_model
+from ml_math_nn.persistence import load_model, read_npz
 from ml_math_nn.train import Trainer, TrainingDiverged
 
 QUIET = {"report": lambda _: None}
@@ -186,6 +188,33 @@ def test_sigkill_while_saving_never_breaks_the_model(tmp_path: Path) -> None:
         assert model.network.n_in == 64
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("model.npz", "model.json")]
     assert all(name.endswith(".tmp") for name in leftovers)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_training_killed_while_checkpointing_keeps_model_and_resumes_exactly(tmp_path: Path) -> None:
+    """SIGKILL a real ``ml-math-nn train`` while a temporary checkpoint file is being written:
+    the model already in the run directory is untouched, the last checkpoint is intact, and
+    resuming from it ends with the weights and metrics of the run never killed."""
+    config = TrainConfig(hidden=(256,), optimizer="adam", lr=1e-3, dropout=0.1, epochs=15, checkpoint_every=1, seed=5)
+    whole = run_training(config, tmp_path / "whole", **QUIET)
+    out = tmp_path / "killed"
+    out.mkdir()
+    previous = (tmp_path / "whole" / "model.npz").read_bytes()  # a model from before, to be kept
+    (out / "model.npz").write_bytes(previous)
+    (tmp_path / "config.toml").write_text(config.to_toml())
+    proc = subprocess.Popen(cli("train", "--config", str(tmp_path / "config.toml"), "--quiet", "--out", str(out)))
+    deadline, saving = time.monotonic() + 120, False
+    while not saving and proc.poll() is None and time.monotonic() < deadline:  # a checkpoint, then the next one
+        saving = (out / "checkpoint.npz").exists() and any(p.name.startswith(".checkpoint.npz.") for p in out.iterdir())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert saving, "the run ended before a checkpoint was seen being written"
+    assert (out / "model.npz").read_bytes() == previous
+    _, meta = read_npz(out / "checkpoint.npz", CHECKPOINT, CHECKPOINT_VERSION)  # complete, checksum verified
+    assert 1 <= meta["epoch"] < config.epochs
+    resumed = run_training(config, out, resume=True, **QUIET)
+    assert resumed.history == whole.history
+    assert_same(weights(out), weights(tmp_path / "whole"))
 
 
 @pytest.mark.parametrize(
