@@ -8,11 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.image import imread
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from ml_math_nn import plots
 from ml_math_nn.config import TrainConfig
-from ml_math_nn.data import Dataset
+from ml_math_nn.data import FASHION_MNIST_CLASSES, Dataset
 from ml_math_nn.experiment import load_dataset, run_training
 from ml_math_nn.persistence import Model
 
@@ -160,3 +164,30 @@ def test_per_class_rows_report_zero_for_a_class_never_predicted() -> None:
     rows = plots.per_class_rows(np.array([0, 1, 1]), np.array([0, 0, 0]), ["x", "y"])
     assert rows[1] == {"class": "y", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
     assert rows[0]["precision"] == pytest.approx(1 / 3) and rows[0]["recall"] == 1.0
+
+
+def text_boxes(fig: Figure) -> list[tuple[str, Bbox]]:
+    """Each visible, non-empty text of ``fig`` (titles, labels, ticks, cells) with its box in pixels."""
+    fig.canvas.draw()  # type: ignore[no-untyped-call]
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+
+
+@pytest.mark.parametrize("names", [["a", "b", "c"], [str(k) for k in range(10)], FASHION_MNIST_CLASSES], ids=len)
+def test_confusion_figure_text_stays_on_the_canvas_and_clear_of_the_title(names: list[str]) -> None:
+    counts = np.random.default_rng(0).integers(0, 1000, size=(len(names), len(names)))
+    fig = plots.confusion_figure(counts, names)
+    FigureCanvasAgg(fig)
+    boxes = text_boxes(fig)
+    width, height = fig.bbox.width, fig.bbox.height
+    outside = [text for text, box in boxes if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height]
+    assert outside == [], "clipped at the edge of the figure"
+    title = next(box for text, box in boxes if text == fig.get_suptitle())
+    assert all(not title.overlaps(box) for text, box in boxes if text.startswith(("Counts", "Normalised")))
+    assert f"Counts ({counts.sum():,} test images)" in [text for text, _ in boxes]
+
+
+def test_sample_grid_says_which_images_it_shows(run: FakeRun) -> None:
+    fig = plots.samples_figure(run.dataset.X_test, run.dataset.y_test, run.model.class_names, (8, 8))
+    assert fig.axes[0].get_title() == f"Sample test images, first {plots.SAMPLES_PER_CLASS} of each class"

@@ -199,8 +199,11 @@ def confusion_figure(counts: NDArray[np.int64], class_names: Sequence[str]) -> F
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     fig = Figure(figsize=FIGURE_SIZES["confusion_matrix.png"], layout="constrained")
+    # Constrained layout's default 3-point margin lets the x label's descenders fall off the
+    # bottom edge next to the colour bars (with short class names); 0.1 inch keeps it inside.
+    fig.get_layout_engine().set(h_pad=0.1, w_pad=0.1)  # type: ignore[call-arg, union-attr]
     left, right = fig.subplots(1, 2)
-    _matrix_panel(fig, left, counts, class_names, "d", f"Counts ({int(counts.sum())} test images)")
+    _matrix_panel(fig, left, counts, class_names, "d", f"Counts ({int(counts.sum()):,} test images)")
     _matrix_panel(fig, right, normalised, class_names, ".2f", "Normalised by true class (rows sum to 1)")
     fig.suptitle("Confusion matrix on the test set")
     return fig
@@ -237,7 +240,8 @@ def misclassified_figure(
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_GRID_IMAGES]
     fig = Figure(figsize=FIGURE_SIZES["misclassified.png"])
     fig.suptitle(
-        f"Misclassified test images: {len(shown)} of {len(wrong)} shown (of {len(y_true)} tested), most confident first"
+        f"Misclassified test images: {len(shown)} of {len(wrong):,} shown (of {len(y_true):,} tested), "
+        "most confident first"
     )
     if len(shown) == 0:
         ax = fig.add_subplot()
@@ -282,9 +286,12 @@ def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequ
     return fig
 
 
-def samples_figure(images: Array, labels: Labels, class_names: Sequence[str], image_shape: tuple[int, int]) -> Figure:
+def samples_figure(
+    images: Array, labels: Labels, class_names: Sequence[str], image_shape: tuple[int, int], split: str = "test"
+) -> Figure:
     """The first :data:`SAMPLES_PER_CLASS` images of each class (up to :data:`MAX_SAMPLE_CLASSES`
-    classes), one row per class, labelled with the class name.
+    classes), one row per class, labelled with the class name; ``split`` names where the
+    images come from in the title.
 
     The images are tiled into one array drawn by a single ``imshow`` (a hundred axes would
     take seconds to lay out); gaps and missing images are NaN, drawn as background.
@@ -304,7 +311,7 @@ def samples_figure(images: Array, labels: Labels, class_names: Sequence[str], im
     ax.tick_params(left=False)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_title(f"Sample training images, first {SAMPLES_PER_CLASS} of each class")
+    ax.set_title(f"Sample {split} images, first {SAMPLES_PER_CLASS} of each class")
     return fig
 
 
@@ -325,7 +332,7 @@ def write_run_figures(
     model : Model
         The trained network, its class names and its input scaler.
     dataset : Dataset
-        Supplies ``image_shape`` and the training images of ``samples.png``.
+        Supplies ``image_shape`` (the images of ``samples.png`` are the unscaled test images).
     X_test_scaled, y_test : arrays
         The test set as the network sees it (already scaled) and its labels.  Images are
         drawn after undoing the scaling, :math:`x = x' \sigma + \mu`.

@@ -22,7 +22,7 @@ from .plots import ACC_LABELS, LOSS_LABELS, comparison_curves_figure, figure_png
 from .train import EpochRecord
 
 FIGURES = {
-    "samples.png": "Sample training images",
+    "samples.png": "Sample test images",
     "loss.png": "Loss per epoch",
     "accuracy.png": "Accuracy per epoch",
     "confusion_matrix.png": "Confusion matrix on the test set",
