@@ -15,6 +15,7 @@ from ml_math_nn.data import Standardizer
 from ml_math_nn.network import build_mlp
 from ml_math_nn.persistence import (
     FORMAT,
+    VERSION,
     Model,
     ModelFileError,
     atomic_write,
@@ -78,6 +79,23 @@ def test_arrays_are_checked_against_the_config(model: Model, tmp_path: Path) -> 
     missing = {k: v for k, v in arrays.items() if k != "0.b"}
     write_npz(tmp_path / "model.npz", missing, model_meta(model, missing))
     with pytest.raises(ModelFileError, match="do not match"):
+        load_model(tmp_path)
+    W = arrays["0.W"]
+    other = np.float32 if W.dtype == np.float64 else np.float64
+    retyped = {**arrays, "0.W": W.astype(other)}  # the right shape in the wrong dtype
+    write_npz(tmp_path / "model.npz", retyped, model_meta(model, retyped))
+    with pytest.raises(ModelFileError, match=f"'0.W' has shape {re.escape(str(W.shape))} and dtype {np.dtype(other)}"):
+        load_model(tmp_path)
+    extra = {**arrays, "hidden.payload": np.zeros(3)}
+    write_npz(tmp_path / "model.npz", extra, model_meta(model, extra))
+    with pytest.raises(ModelFileError, match="do not match the expected"):
+        load_model(tmp_path)
+
+
+def test_other_format_version_is_refused(model: Model, tmp_path: Path) -> None:
+    arrays = model.arrays()
+    write_npz(tmp_path / "model.npz", arrays, {**model_meta(model, arrays), "version": VERSION + 1})
+    with pytest.raises(ModelFileError, match=f"unsupported {FORMAT} format version {VERSION + 1}"):
         load_model(tmp_path)
 
 

@@ -243,3 +243,36 @@ def test_crafted_checkpoint_metadata_is_refused(change: dict, tmp_path: Path) ->
     np.savez(tmp_path / FILE, **arrays)
     with pytest.raises(ModelFileError, match="checkpoint.npz"):
         run_training(config.merged({"epochs": 3}), tmp_path, resume=True, **QUIET)
+
+
+@pytest.mark.parametrize("change", ["shape", "dtype", "missing", "stranger"])
+def test_crafted_optimizer_state_is_refused(change: str, tmp_path: Path) -> None:
+    """Arrays of Adam's state that do not fit the network, with the checksum made to match."""
+    import json
+
+    from ml_math_nn.checkpoint import FILE
+    from ml_math_nn.persistence import META_KEY, ModelFileError, checksum, write_npz
+
+    config = TrainConfig(hidden=(8,), optimizer="adam", epochs=1, checkpoint_every=1)
+    run_training(config, tmp_path, **QUIET)
+    with np.load(tmp_path / FILE) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays.pop(META_KEY).tobytes())
+    m = arrays["opt/m/0.W"]
+    if change == "shape":
+        arrays["opt/m/0.W"] = m[:-1]
+    elif change == "dtype":
+        arrays["opt/m/0.W"] = m.astype(np.float64)
+    elif change == "missing":
+        del arrays["opt/m/0.W"]
+    else:
+        arrays["opt/m/9.W"] = m
+    write_npz(tmp_path / FILE, arrays, {**meta, "checksum": checksum(arrays)})
+    message = {
+        "shape": r"optimizer state 'm/0.W' has shape \(63, 8\) and dtype float32, expected \(64, 8\) and float32",
+        "dtype": "optimizer state 'm/0.W' has shape .* and dtype float64, expected .* and float32",
+        "missing": r"optimizer state 'm' is missing for \['0.W'\]",
+        "stranger": "optimizer state 'm/9.W' belongs to no parameter of the network",
+    }[change]
+    with pytest.raises(ModelFileError, match=f"checkpoint.npz: {message}"):
+        run_training(config.merged({"epochs": 2}), tmp_path, resume=True, **QUIET)

@@ -5,7 +5,8 @@ like a model (:func:`ml_math_nn.persistence.write_npz`): no pickles, a checksum,
 non-array state as JSON inside it.  It holds, at the end of an epoch,
 
 * the network's parameters and buffers (``net/<name>``);
-* the optimiser's state (``opt/<slot>/<name>``, step count, learning rate);
+* the optimiser's state (``opt/<slot>/<name>``, step count, learning rate), each array
+  checked against its parameter's shape and dtype when read;
 * the learning-rate schedule's state;
 * every random generator's exact bit-generator state (shuffles, augmentation, dropout);
 * the early-stopping state, with the best epoch's weights (``best/<name>``);
@@ -90,6 +91,7 @@ def load_checkpoint(directory: str | Path, run: RunState) -> int:
             value[...] = net[name]
         opt = {k.removeprefix("opt/"): v for k, v in arrays.items() if k.startswith("opt/")}
         trainer.optimizer.load_state_dict({**meta["optimizer"], **opt})
+        check_optimizer_arrays(path, opt, {name: p for name, p, _ in trainer.network.parameters()})
         run.schedule.load_state_dict(meta["schedule"])
         for name, rng in run.rngs.items():
             rng.bit_generator.state = meta["rngs"][name]
@@ -109,6 +111,26 @@ def load_checkpoint(directory: str | Path, run: RunState) -> int:
             raise
         raise ModelFileError(f"{path}: invalid checkpoint ({e})") from None
     return len(trainer.history)
+
+
+def check_optimizer_arrays(path: Path, opt: Mapping[str, Array], params: Mapping[str, Array]) -> None:
+    """Each ``<slot>/<parameter>`` array of the optimiser has its parameter's shape and dtype,
+    and a slot that some parameter has, every parameter has (each step updates them all)."""
+    holders: dict[str, set[str]] = {}
+    for key, value in opt.items():
+        slot, _, name = key.partition("/")
+        param = params.get(name)
+        if param is None:
+            raise ModelFileError(f"{path}: optimizer state {key!r} belongs to no parameter of the network")
+        if value.shape != param.shape or value.dtype != param.dtype:
+            raise ModelFileError(
+                f"{path}: optimizer state {key!r} has shape {value.shape} and dtype {value.dtype}, "
+                f"expected {param.shape} and {param.dtype} like its parameter"
+            )
+        holders.setdefault(slot, set()).add(name)
+    for slot, names in holders.items():
+        if names != set(params):
+            raise ModelFileError(f"{path}: optimizer state {slot!r} is missing for {sorted(set(params) - names)}")
 
 
 class Checkpointer:
