@@ -188,3 +188,12 @@ SHOW_TWO_EPOCHS = (
 def test_a_real_terminal_shows_the_bar() -> None:
     shown = run_in_terminal(["-c", SHOW_TWO_EPOCHS])
     assert "2/2" in shown and "train_loss=0.5000" in shown
+
+
+def test_cli_verbose_adds_debug_messages(tmp_path: Path) -> None:
+    def stderr(*extra: str) -> str:
+        argv = [sys.executable, *TRAIN, "--out", str(tmp_path / "run"), *extra]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stderr
+
+    assert "DEBUG ml_math_nn.experiment: wrote run to" in stderr("--verbose")
+    assert "DEBUG" not in stderr()

@@ -153,3 +153,17 @@ def test_text_cells_of_metrics_csv_are_skipped_and_ragged_rows_refused(runs: lis
     (run_dir / "metrics.csv").write_text("epoch,train_loss\n1,0.5,extra\n")
     with pytest.raises(ValueError, match=r"metrics.csv: malformed row"):
         read_run(run_dir)
+
+
+def test_train_with_report_writes_the_page_at_the_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--epochs", "2", "--hidden", "8", "--batch-size", "128", "--quiet", "--report", "--out", str(out)]
+    assert main(args) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    page = Page(html)
+    assert_self_contained(page, html)
+    assert len(page.images) == len(list(out.glob("*.png"))) == 6
+    final = json.loads((out / "summary.json").read_text())["final"]
+    assert page.row("test_acc")[1] == ["test_acc", f"{final['test_acc']:.4g}"]
+    assert main([*args[:-3], "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "report.html").exists(), "no report unless asked"
