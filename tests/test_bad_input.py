@@ -213,10 +213,10 @@ def test_invalid_hyperparameters(
         (["train", "--dtype", "float16"], "ml-math-nn train", "argument --dtype: invalid choice: 'float16'"),
         (["train", "--lr", "fast"], "ml-math-nn train", "argument --lr: invalid float value: 'fast'"),
         (["train", "--epochs", "2.5"], "ml-math-nn train", "argument --epochs: invalid int value: '2.5'"),
-        (["train", "--hidden", "12,,3"], "ml-math-nn train", "argument --hidden: --hidden must be comma-separated"),
-        (["train", "--hidden", "a"], "ml-math-nn train", "argument --hidden: --hidden must be comma-separated"),
-        (["train", "--hidden", "0"], "ml-math-nn train", "argument --hidden: --hidden widths must be >= 1, got '0'"),
-        (["train", "--hidden", "8,-2"], "ml-math-nn train", "argument --hidden: --hidden widths must be >= 1"),
+        (["train", "--hidden", "12,,3"], "ml-math-nn train", "argument --hidden: hidden must be comma-separated"),
+        (["train", "--hidden", "a"], "ml-math-nn train", "argument --hidden: hidden must be comma-separated"),
+        (["train", "--hidden", "0"], "ml-math-nn train", "argument --hidden: hidden widths must be >= 1, got '0'"),
+        (["train", "--hidden", "8,-2"], "ml-math-nn train", "argument --hidden: hidden widths must be >= 1"),
         (["fit"], "ml-math-nn", "argument COMMAND: invalid choice: 'fit'"),
         ([], "ml-math-nn", "the following arguments are required: COMMAND"),
         (["evaluate"], "ml-math-nn evaluate", "the following arguments are required: --model"),
@@ -235,9 +235,11 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], args: list[str]
         ("lr = 'fast'\n", "option 'lr' must be a number, got 'fast'"),
         ("learning_rate = 0.1\n", "unknown option 'learning_rate'; known options: .*"),
         ("batch_size = 0\n", "batch size must be >= 1, got 0"),
+        ("hidden = '12,,3'\n", "hidden must be comma-separated positive integers like 256,128, got '12,,3'"),
+        ("hidden = [64, 0]\n", r"hidden widths must be >= 1, got \(64, 0\)"),
         (PNG, r"not valid TOML \(.*\)"),
     ],
-    ids=["syntax", "type", "unknown", "value", "binary"],
+    ids=["syntax", "type", "unknown", "value", "hidden-text", "hidden-width", "binary"],
 )
 def test_bad_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | bytes, message: str) -> None:
     path = write(tmp_path / "options.toml", text)
@@ -418,7 +420,7 @@ def test_estimator_divergence_names_epoch_and_batch() -> None:
         ({"dropout": 1.0}, r"dropout=1.0: dropout must be in \[0, 1\), got 1.0"),
         ({"activation": "swish"}, "activation='swish': unknown activation 'swish'"),
         ({"optimizer": "adamax"}, "optimizer='adamax': unknown optimizer 'adamax'"),
-        ({"hidden_layer_sizes": "12,,3"}, "hidden_layer_sizes='12,,3': --hidden must be comma-separated"),
+        ({"hidden_layer_sizes": "12,,3"}, "hidden_layer_sizes='12,,3': hidden must be comma-separated"),
     ],
 )
 def test_estimator_names_the_invalid_parameter(params: dict[str, object], message: str) -> None:

@@ -38,9 +38,9 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise ValueError(f"--hidden must be comma-separated positive integers like 256,128, got {text!r}") from None
+        raise ValueError(f"hidden must be comma-separated positive integers like 256,128, got {text!r}") from None
     if any(w < 1 for w in widths):
-        raise ValueError(f"--hidden widths must be >= 1, got {text!r}")
+        raise ValueError(f"hidden widths must be >= 1, got {text!r}")
     return widths
 
 
@@ -219,7 +219,10 @@ def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
 
     if name == "hidden":
         if isinstance(value, str):
-            return parse_hidden(value)
+            try:
+                return parse_hidden(value)
+            except ValueError as e:  # say where: the file, or the command line
+                raise ValueError(f"{source}: {e}") from None
         if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return tuple(value)
         raise bad("a list of positive integers")
