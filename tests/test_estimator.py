@@ -365,6 +365,38 @@ def test_load_refuses_a_model_the_estimator_did_not_save(tmp_path: Path) -> None
         MLPClassifier.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"params": "x"}, "'str' object has no attribute 'items'"),
+        ({"params": {"bogus": 1}}, "unexpected keyword argument 'bogus'"),
+        (
+            {"params": {"hidden_layer_sizes": [99]}},
+            r"hidden_layer_sizes \(99,\) but the network's hidden widths are \[16\]",
+        ),
+        ({"params": {"learning_rate_init": -1}}, "parameter learning_rate_init=-1: learning rate must be > 0"),
+        ({"classes": ["a"]}, r"classes \['a'\] are not 3 distinct labels in sorted order"),
+        ({"classes": [2, 1, 0]}, r"classes \[2, 1, 0\] are not 3 distinct labels in sorted order"),
+        ({"feature_names_in": ["x"]}, "feature_names_in is not 13 column names"),
+        ({"seed": "s"}, "seed 's' is not an int >= 0"),
+        ({"history": [1]}, "'int' object has no attribute 'items'"),
+    ],
+    ids=["params", "unknown-param", "hidden", "bad-param", "classes", "unsorted", "names", "seed", "history"],
+)
+def test_load_refuses_crafted_estimator_metadata(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    from ml_math_nn.persistence import FORMAT, VERSION, ModelFileError, read_npz, write_npz
+
+    X_train, _, y_train, _ = scaled(load_wine)
+    MLPClassifier(**SMALL).fit(X_train, y_train).save(tmp_path)
+    arrays, meta = read_npz(tmp_path / "model.npz", FORMAT, VERSION)
+    for key, value in change.items():
+        old = meta["meta"][key]
+        meta["meta"][key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+    write_npz(tmp_path / "model.npz", arrays, meta)
+    with pytest.raises(ModelFileError, match=f"model.npz: invalid MLPClassifier metadata \\(.*{message}"):
+        MLPClassifier.load(tmp_path)
+
+
 def test_clone_of_a_fitted_model_is_unfitted() -> None:
     model = MLPClassifier(**SMALL).fit(*load_iris(return_X_y=True))
     copy = clone(model)

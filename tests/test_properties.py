@@ -393,3 +393,42 @@ def test_any_estimator_parameters_fit_or_fail_with_value_error(params: dict[str,
     proba = model.predict_proba(X)
     assert proba.shape == (24, 3) and model.n_iter_ <= model.max_iter
     assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def estimator_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[MLPClassifier, bytes]:
+    """An estimator fitted on string labels and its saved model.npz."""
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    model = MLPClassifier(4, dropout=0.1, max_iter=2, random_state=0).fit(
+        X, np.array(["a", "b", "c"])[np.arange(30) % 3]
+    )
+    folder = tmp_path_factory.mktemp("estimator")
+    model.save(folder)
+    return model, (folder / "model.npz").read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_crafted_estimator_metadata_is_refused_or_predicts_as_saved(
+    tmp_path: Path, estimator_file: tuple[MLPClassifier, bytes], data: st.DataObject
+) -> None:
+    """``MLPClassifier.load`` of a file with any value anywhere in its estimator metadata
+    (parameters, classes, feature names, seed, epoch records) gives ModelFileError, or an
+    estimator that predicts as the saved one did."""
+    model, saved = estimator_file
+    (tmp_path / "model.npz").write_bytes(saved)
+    arrays, meta = read_npz(tmp_path / "model.npz", FORMAT, VERSION)
+    *parents, key = data.draw(st.sampled_from(json_paths(meta["meta"])[1:]))
+    parent = meta["meta"]
+    for k in parents:
+        parent = parent[k]
+    parent[key] = data.draw(JSON | st.sampled_from([[], [99], ["a", "b"], -1, 0.5, True]))
+    write_npz(tmp_path / "model.npz", arrays, meta)
+    try:
+        loaded = MLPClassifier.load(tmp_path)
+    except ModelFileError as e:
+        one_line(e)
+        return
+    X = np.random.default_rng(1).normal(size=(5, 3))
+    assert len(loaded.classes_) == 3
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))

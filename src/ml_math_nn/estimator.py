@@ -38,10 +38,11 @@ from .experiment import (
     run_generators,
     validation_split,
 )
+from .layers import Dense
 from .losses import log_softmax
 from .network import Network
 from .optim import Optimizer
-from .persistence import Model, load_model, save_model
+from .persistence import WEIGHTS, Model, ModelFileError, load_model, save_model
 from .schedules import Schedule
 from .train import Callback, EarlyStopping, EpochRecord, Trainer
 
@@ -454,24 +455,46 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """The estimator saved by :meth:`save` in ``directory``, ready to predict.
 
         Training it further (``warm_start`` or :meth:`partial_fit`) starts with a fresh
-        optimiser state and generators, which the file does not hold.
+        optimiser state and generators, which the file does not hold.  Raises
+        :class:`~ml_math_nn.persistence.ModelFileError` for a file that is not a saved
+        estimator or whose estimator metadata does not fit its network.
         """
         model = load_model(directory)
+        path = Path(directory) / WEIGHTS
         meta = model.meta
         if meta.get("estimator") != cls.__name__:
-            raise ValueError(f"{directory}: not a saved {cls.__name__} (no estimator parameters in the model file)")
+            raise ModelFileError(f"{path}: not a saved {cls.__name__} (no estimator parameters in the model file)")
+        # The metadata is not checksummed: anything in it that does not fit is refused here.
+        try:
+            est = cls._from_meta(meta, model.network)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: invalid {cls.__name__} metadata ({e})") from None
+        return est
+
+    @classmethod
+    def _from_meta(cls, meta: dict[str, Any], network: Network) -> MLPClassifier:
+        """The estimator of a model file's metadata and network (errors for :meth:`load` to name)."""
         # JSON made the tuples lists; get_params gives back what was set.
         params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
         est = cls(**params)
-        est.classes_ = np.asarray(meta["classes"])
-        est.n_features_in_ = model.network.n_in
-        if meta["feature_names_in"]:
-            est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
-        config = dataclasses.replace(est._config(), dtype=model.network.dtype.name, seed=int(meta["seed"]))
-        est._start(config)
-        est.network_ = model.network
+        config = est._config()
+        widths = [layer.n_out for layer in network.layers if isinstance(layer, Dense)][:-1]
+        if widths != list(config.hidden):
+            raise ValueError(f"hidden_layer_sizes {config.hidden} but the network's hidden widths are {widths}")
+        classes = np.asarray(meta["classes"])
+        if classes.ndim != 1 or len(classes) != network.n_out or not np.array_equal(np.unique(classes), classes):
+            raise ValueError(f"classes {meta['classes']!r} are not {network.n_out} distinct labels in sorted order")
+        est.classes_ = classes
+        est.n_features_in_ = network.n_in
+        names = meta["feature_names_in"]
+        if names:
+            if not (isinstance(names, list) and len(names) == network.n_in and all(isinstance(n, str) for n in names)):
+                raise ValueError(f"feature_names_in is not {network.n_in} column names")
+            est.feature_names_in_ = np.asarray(names, dtype=object)
+        est._start(dataclasses.replace(config, dtype=network.dtype.name, seed=_seed_value(meta["seed"])))
+        est.network_ = network
         est.network_.set_rng(est._rngs["dropout"])
-        est.history_ = [dict(r) for r in meta["history"]]
+        est.history_ = [{str(k): float(v) for k, v in r.items()} for r in meta["history"]]
         est._summarise(None)
         return est
 
@@ -502,6 +525,13 @@ def _error(params: dict[str, Any]) -> str | None:
     except ValueError as e:
         return str(e).removeprefix(f"{SOURCE}: ")
     return None
+
+
+def _seed_value(value: Any) -> int:
+    """A seed from a model file: an int >= 0 (``ValueError`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"seed {value!r} is not an int >= 0")
+    return value
 
 
 def _plain(value: Any) -> Any:
