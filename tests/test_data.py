@@ -281,3 +281,31 @@ def test_fashion_mnist_smoke_training_with_the_shipped_config(fashion_subset: Da
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["dataset"]["n_train"] == 3000 and summary["dataset"]["n_test"] == 10_000
     assert result.history[-1]["test_acc"] > 0.75  # chance is 0.1; this reaches about 0.8
+
+
+# -- memory of a whole run ------------------------------------------------------------------
+def test_a_run_holds_its_images_once_without_float64_copies_or_per_epoch_growth(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    # 20,000 MNIST-sized uint8 images (15.7 MB): scaled to float32 (62.7 MB) plus the trainer's
+    # one shuffled buffer (62.7 MB) is all a run may hold; a float64 copy alone is 125 MB.
+    images, *_ = write_idx_set(tmp_path / "mnist", rng, n_train=20_000, n_test=100, shape=(28, 28))
+    float32_bytes = images.size * 4
+    config = load_config(CONFIGS / "fashion-mnist.toml").merged(
+        {"dataset": "mnist", "data_dir": str(tmp_path), "hidden": [8], "dropout": 0.0, "epochs": 3, "batch_size": 500}
+    )
+    after_epoch: list[tuple[int, int]] = []
+    tracemalloc.start()
+    try:
+        run_training(
+            config, tmp_path / "run", lambda _: None, [lambda *_: after_epoch.append(tracemalloc.get_traced_memory())]
+        )
+    finally:
+        tracemalloc.stop()
+    peak_while_training = after_epoch[-1][1]  # includes loading: raw and scaled images side by side
+    assert peak_while_training < 2 * float32_bytes + images.size + 10_000_000, peak_while_training
+    held = [current for current, _ in after_epoch]
+    assert max(held) < 2 * float32_bytes + images.size // 4, f"the raw uint8 images are still held: {held}"
+    assert max(held) - min(held) < 1_000_000, f"memory grows from epoch to epoch: {held}"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert isinstance(summary["peak_memory_mb"], float) and summary["peak_memory_mb"] > 2 * float32_bytes / 2**20

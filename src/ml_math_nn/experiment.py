@@ -109,8 +109,10 @@ def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> Pr
     X_train, X_test = scaler.transform(X_train), scaler.transform(dataset.X_test)
     X_val = None if X_val is None else scaler.transform(X_val)
     # The run keeps only the scaled arrays: the raw ones (e.g. 60,000 uint8 images) are
-    # dropped here, so the data is held once.  Empty slices keep the feature count.
-    raw_free = dataclasses.replace(dataset, X_train=dataset.X_train[:0], X_test=dataset.X_test[:0])
+    # dropped here, so the data is held once.  Empty copies keep the feature count and
+    # dtype (an empty slice would be a view that keeps the whole raw array alive).
+    empty = {name: np.empty_like(getattr(dataset, name)[:0]) for name in ("X_train", "X_test")}
+    raw_free = dataclasses.replace(dataset, **empty)
     return PreparedData(raw_free, scaler, X_train, y_train, X_test, dataset.y_test, X_val, y_val)
 
 
