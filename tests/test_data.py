@@ -80,6 +80,14 @@ def test_missing_idx_files_say_which_where_and_how(tmp_path: Path, rng: np.rando
     assert "/usr/share" not in message  # an explicit data_dir is the only place looked in
 
 
+def test_missing_idx_folders_still_name_the_four_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as err:
+        load_dataset("mnist", data_dir=tmp_path / "nowhere")
+    message = str(err.value)
+    assert f"needs {', '.join(IDX_FILES)}, each raw or .gz" in message
+    assert f"{tmp_path / 'nowhere'} (no such folder)" in message and "into data/mnist/ or --data-dir" in message
+
+
 def test_default_lookup_includes_the_debian_folder() -> None:
     assert IDX_SOURCES["fashion-mnist"].system_dirs == (Path("/usr/share/datasets/fashion-mnist"),)
 

@@ -241,7 +241,11 @@ def _idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
         lacking = ", ".join(f"{stem}[.gz]" for stem, p in zip(IDX_FILES, found, strict=True) if p is None)
         looked.append(f"{folder} ({'lacks ' + lacking if folder.is_dir() else 'no such folder'})")
     else:
-        raise DataError(f"{name}: IDX files not found, looked in {'; '.join(looked)}; {source.how_to_get}")
+        needs = ", ".join(IDX_FILES)
+        raise DataError(
+            f"{name}: IDX files not found (needs {needs}, each raw or .gz), looked in {'; '.join(looked)}; "
+            f"{source.how_to_get}"
+        )
     files = [p for p in found if p is not None]
     X_train, y_train, shape = _idx_pair(files[0], files[1], len(source.classes))
     X_test, y_test, test_shape = _idx_pair(files[2], files[3], len(source.classes))
