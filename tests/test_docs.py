@@ -1,4 +1,4 @@
-"""The docs stay true to the code.
+r"""The docs stay true to the code.
 
 * Every link of ``docs/*.md`` resolves.  A link to a Python file either shows the file's
   path or names a symbol in backticks: in ``src/``
@@ -7,6 +7,11 @@
   an existing file, and its ``#anchor`` to a heading of that file.
 * The numbers of ``docs/walkthrough.md`` are the ones ``examples/walkthrough.py`` prints:
   each ``text`` block verbatim, and every decimal number quoted in the prose.
+* The math renders on GitHub.  GitHub runs Markdown over ``$...$`` and ``$$...$$`` before
+  MathJax sees them, so there a backslash before punctuation is a Markdown escape (``\,``
+  becomes a comma, ``\{`` a bare brace), an underscore after a brace or bracket can open
+  emphasis, and ``<b`` is a tag.  Such formulas go in ``$`...`$`` (inline) or a ``math``
+  fence (display), which GitHub hands to MathJax untouched.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.MULTILINE)
 TEXT_BLOCK = re.compile(r"^```text\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 FENCE = re.compile(r"^```.*?^```$", re.MULTILINE | re.DOTALL)
 DECIMAL = re.compile(r"\d+\.\d{3,}")
+DOLLAR_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![$`\\])\$(?![`$])([^$\n]+?)(?<![`\\])\$", re.DOTALL)
+MARKDOWN_IN_MATH = {
+    "a backslash before punctuation (a Markdown escape)": re.compile(r"\\[!-/:-@\[-`{-~]"),
+    "an underscore after punctuation (may open emphasis)": re.compile(r"(?<![A-Za-z0-9\\])_"),
+    "an asterisk (emphasis)": re.compile(r"\*"),
+    "an HTML tag": re.compile(r"<[A-Za-z/!]"),
+}
 
 
 def doc_links() -> list[tuple[str, str, str]]:
@@ -94,6 +106,28 @@ def test_links_are_found() -> None:
     targets = [target for doc, _, target in doc_links() if doc == "math.md"]
     assert sum(t.startswith("../src/") for t in targets) >= 30
     assert sum(t.startswith("../tests/") for t in targets) >= 10
+
+
+@pytest.mark.parametrize("doc", [*DOCS, ROOT / "README.md"], ids=lambda p: p.name)
+def test_dollar_math_holds_no_markdown(doc: Path) -> None:
+    text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), doc.read_text(encoding="utf-8"))
+    problems = []
+    for m in DOLLAR_MATH.finditer(text):
+        body = m.group(1) or m.group(2)
+        line = text[: m.start()].count("\n") + 1
+        problems += [
+            f"line {line}: {what}: {body.strip()[:60]}" for what, r in MARKDOWN_IN_MATH.items() if r.search(body)
+        ]
+    assert not problems, f"{doc.name}: use $`...`$ or a math fence for\n" + "\n".join(problems)
+
+
+def test_dollar_math_check_sees_the_problems() -> None:
+    """Guards the check above: the known failures are caught, the backtick forms are not."""
+    bad = ["$\\eta_0\\, g$", "$\\{a\\}$", "$\\hat{x}_i$", "$a * b$", "$$\na <b > c\n$$"]
+    for text in bad:
+        body = next(DOLLAR_MATH.finditer(text))
+        assert any(r.search(body.group(1) or body.group(2)) for r in MARKDOWN_IN_MATH.values()), text
+    assert not list(DOLLAR_MATH.finditer("$`\\eta_0\\, g`$ and `$HOME`"))
 
 
 @pytest.fixture(scope="module")
