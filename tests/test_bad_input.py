@@ -430,14 +430,19 @@ def test_estimator_names_the_invalid_parameter(params: dict[str, object], messag
 
 
 # -- failures during a run, and the real process ----------------------------------------
+def run_with_model(out: Path, run_dir: Path) -> Path:
+    """A run directory ``out`` that already holds the model of ``run_dir`` (an earlier run's)."""
+    out.mkdir()
+    for name in ("model.npz", "model.json"):
+        write(out / name, (run_dir / name).read_bytes())
+    return out
+
+
 def test_divergence_exits_1_and_keeps_the_model(
     tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = write(tmp_path / "train.csv", table())
-    out = tmp_path / "run"
-    out.mkdir()
-    for name in ("model.npz", "model.json"):
-        write(out / name, (run_dir / name).read_bytes())
+    out = run_with_model(tmp_path / "run", run_dir)
     before = load_model(out).arrays()
     argv = ["train", "--dataset", f"csv:{data}", "--lr", "1e30", "--epochs", "3", "--quiet", "--out", str(out)]
     code, err = cli_error(capsys, *argv)
@@ -456,10 +461,7 @@ def test_a_file_that_cannot_be_written_during_a_run_exits_1(
     """A full disk while checkpointing is a failure during the run, not an input error: exit 1,
     the file named, no temporary file left and the model from before untouched."""
     data = write(tmp_path / "train.csv", table())
-    out = tmp_path / "run"
-    out.mkdir()
-    for name in ("model.npz", "model.json"):
-        write(out / name, (run_dir / name).read_bytes())
+    out = run_with_model(tmp_path / "run", run_dir)
     before = load_model(out).arrays()
     replace = os.replace
 
