@@ -252,11 +252,13 @@ class Adam(Optimizer):
         np.square(g, out=work)
         work *= 1 - b2
         v += work
+        # sqrt(v_hat) + eps = (sqrt(v) + eps sqrt(c2)) / sqrt(c2), with c2 = 1 - b2^t: the
+        # 1/sqrt(c2) moves into the step size, one pass over the parameter fewer.
+        root_c2 = math.sqrt(1 - b2**self.t)
         np.sqrt(v, out=work)
-        work /= math.sqrt(1 - b2**self.t)
-        work += self.eps
+        work += self.eps * root_c2
         np.divide(m, work, out=work)
-        work *= self.lr / (1 - b1**self.t)
+        work *= self.lr * root_c2 / (1 - b1**self.t)
         param -= work
 
 
