@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,7 +66,11 @@ def test_each_png_has_its_size_and_is_not_blank(run: FakeRun, name: str) -> None
     assert path.read_bytes()[:8] == PNG_MAGIC
     pixels = imread(path)
     width, height = plots.FIGURE_SIZES[name]
-    assert pixels.shape[:2] == (round(height * plots.DPI), round(width * plots.DPI))
+    assert pixels.shape[1] == round(width * plots.DPI)
+    if name == "misclassified.png":  # as tall as its rows of mistakes need (tested below)
+        assert pixels.shape[0] <= round(height * plots.DPI)
+    else:
+        assert pixels.shape[0] == round(height * plots.DPI)
     assert pixels.shape[1] <= 1200 and pixels.shape[0] <= 800, "fits a laptop screen"
     gray = pixels[..., :3].mean(axis=2)
     assert (gray < 0.5).mean() > 0.005, "some dark ink (text, lines, images)"
@@ -133,10 +138,37 @@ def test_misclassified_shows_the_most_confident_mistakes_first() -> None:
     assert "4 of 4 shown (of 5 tested)" in fig.get_suptitle()
 
 
-def test_no_mistakes_still_draws_a_message() -> None:
-    y = np.array([0, 1])
-    fig = plots.misclassified_figure(np.ones((2, 4)), y, y, np.ones(2), ["a", "b"], (2, 2))
+def mistakes_figure(mistakes: int, n: int = 50) -> Figure:
+    """The misclassified figure of ``n`` tested images, the first ``mistakes`` of them wrong."""
+    y_true, y_pred = np.zeros(n, dtype=np.intp), np.zeros(n, dtype=np.intp)
+    y_pred[:mistakes] = 1
+    images = np.random.default_rng(0).random((n, 4))
+    return plots.misclassified_figure(images, y_true, y_pred, np.linspace(1, 0.5, n), ["a", "b"], (2, 2))
+
+
+def cell_height_inches(fig: Figure) -> float:
+    return float(fig.axes[0].get_position(original=True).height * fig.get_size_inches()[1])
+
+
+@pytest.mark.parametrize("mistakes,rows", [(1, 1), (8, 1), (9, 2), (24, 3), (40, 4)])
+def test_misclassified_grid_has_the_rows_its_mistakes_need(mistakes: int, rows: int) -> None:
+    fig, full = mistakes_figure(mistakes), mistakes_figure(40)
+    assert len(fig.axes) == rows * plots.GRID_COLUMNS
+    assert {ax.get_subplotspec().get_gridspec().nrows for ax in fig.axes} == {rows}
+    assert sum(bool(ax.images) for ax in fig.axes) == min(mistakes, plots.MAX_GRID_IMAGES)
+    width, height = plots.FIGURE_SIZES["misclassified.png"]
+    assert tuple(full.get_size_inches()) == pytest.approx((width, height))
+    assert fig.get_size_inches()[0] == width and (fig.get_size_inches()[1] < height) == (rows < plots.GRID_ROWS)
+    assert cell_height_inches(fig) == pytest.approx(cell_height_inches(full)), "images keep one size"
+    pixels = imread(io.BytesIO(plots.figure_png(fig)))
+    assert pixels.shape[:2] == (round(fig.get_size_inches()[1] * plots.DPI), round(width * plots.DPI))
+
+
+def test_no_mistakes_draws_a_message_one_row_tall() -> None:
+    fig = mistakes_figure(0)
     assert [t.get_text() for t in fig.axes[0].texts] == ["every test image is classified correctly"]
+    assert fig.get_suptitle() == "Misclassified test images: none of 50 tested"
+    assert fig.get_size_inches() == pytest.approx(mistakes_figure(1).get_size_inches())
 
 
 def test_first_layer_units_are_named_by_class_without_hidden_layers() -> None:

@@ -5,7 +5,8 @@ canvas, so plotting never needs a display and never touches global pyplot state.
 
 Every figure has a fixed size in inches, listed in :data:`FIGURE_SIZES`, and is saved at
 :data:`DPI` without tight cropping, so each PNG has a known pixel size (at most 1200 x 800,
-which fits a laptop screen).  :func:`write_run_figures` writes the whole set for a run.
+which fits a laptop screen); only ``misclassified.png`` is shorter when it shows fewer
+rows of mistakes.  :func:`write_run_figures` writes the whole set for a run.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ FIGURE_SIZES: dict[str, tuple[float, float]] = {
     "first_layer_weights.png": (12.0, 6.4),
     "samples.png": (9.0, 8.0),
 }
-"""Size in inches of each figure of a run; times :data:`DPI` gives its size in pixels."""
+"""Size in inches of each figure of a run; times :data:`DPI` gives its size in pixels
+(for ``misclassified.png``, the size with all :data:`GRID_ROWS` rows of images)."""
 
 GRID_COLUMNS = 8
 MAX_GRID_IMAGES = 32
+GRID_ROWS = MAX_GRID_IMAGES // GRID_COLUMNS
 SAMPLES_PER_CLASS = 10
 MAX_SAMPLE_CLASSES = 10
 MAX_ANNOTATED_CLASSES = 20  # beyond this, numbers in the confusion-matrix cells are unreadable
@@ -209,15 +212,27 @@ def confusion_figure(counts: NDArray[np.int64], class_names: Sequence[str]) -> F
     return fig
 
 
-def _image_grid(fig: Figure, n: int, right: float = 0.99) -> list[Axes]:
-    """The first ``n`` cells of a fixed grid of :data:`MAX_GRID_IMAGES` framed image axes, without ticks.
+def _fit_rows(fig: Figure, rows: int) -> dict[str, float]:
+    """Cut ``fig`` from its full height, which holds :data:`GRID_ROWS` rows of images, to ``rows``
+    rows; returns the grid's vertical margins and row spacing (for ``gridspec_kw``).
 
-    The grid does not shrink with ``n``, so images keep one size whatever their number.  Its
-    margins are fixed (room for a suptitle and two-line titles) rather than solved by
-    constrained layout, which costs seconds on 32 axes.
+    The row height and the margins keep their size in inches, so images keep one size
+    whatever their number.  The margins are fixed (room for a suptitle and two-line titles)
+    rather than solved by constrained layout, which costs seconds on 32 axes.
     """
-    spacing = {"left": 0.01, "right": right, "bottom": 0.01, "top": 0.9, "wspace": 0.1, "hspace": 0.5}
-    axes = fig.subplots(MAX_GRID_IMAGES // GRID_COLUMNS, GRID_COLUMNS, squeeze=False, gridspec_kw=spacing).ravel()
+    width, full = fig.get_size_inches()
+    top, bottom, hspace = 0.1 * full, 0.01 * full, 0.5  # inches, inches, a fraction of the row height
+    row = (full - top - bottom) / (GRID_ROWS + (GRID_ROWS - 1) * hspace)
+    height = top + bottom + row * (rows + (rows - 1) * hspace)
+    fig.set_size_inches(width, height)
+    return {"bottom": bottom / height, "top": 1 - top / height, "hspace": hspace}
+
+
+def _image_grid(fig: Figure, n: int, rows: int, right: float = 0.99) -> list[Axes]:
+    """The first ``n`` cells of ``rows`` rows of :data:`GRID_COLUMNS` framed image axes, without
+    ticks, in ``fig`` cut to the height of those rows (see :func:`_fit_rows`)."""
+    spacing = {"left": 0.01, "right": right, "wspace": 0.1, **_fit_rows(fig, rows)}
+    axes = fig.subplots(rows, GRID_COLUMNS, squeeze=False, gridspec_kw=spacing).ravel()
     for ax in axes[:n]:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -235,21 +250,29 @@ def misclassified_figure(
     image_shape: tuple[int, int],
 ) -> Figure:
     r"""The most confident mistakes first: each image titled with its true and predicted class and
-    the predicted probability :math:`\max_k \operatorname{softmax}(z)_k`."""
+    the predicted probability :math:`\max_k \operatorname{softmax}(z)_k`.
+
+    The figure has as many rows as the mistakes shown need (up to :data:`MAX_GRID_IMAGES`
+    images, :data:`GRID_COLUMNS` to a row) and is as tall as those rows; with no mistake
+    it is one row tall and says so.
+    """
     wrong = np.flatnonzero(y_true != y_pred)
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_GRID_IMAGES]
     fig = Figure(figsize=FIGURE_SIZES["misclassified.png"])
-    fig.suptitle(
-        f"Misclassified test images: {len(shown)} of {len(wrong):,} shown (of {len(y_true):,} tested), "
-        "most confident first"
-    )
     if len(shown) == 0:
+        fig.suptitle(f"Misclassified test images: none of {len(y_true):,} tested")
+        _fit_rows(fig, 1)
         ax = fig.add_subplot()
         ax.set_axis_off()
         ax.text(0.5, 0.5, "every test image is classified correctly", ha="center", va="center", fontsize=14)
         return fig
+    fig.suptitle(
+        f"Misclassified test images: {len(shown)} of {len(wrong):,} shown (of {len(y_true):,} tested), "
+        "most confident first"
+    )
     vmin, vmax = float(images.min()), float(images.max())
-    for ax, n in zip(_image_grid(fig, len(shown)), shown, strict=True):
+    rows = -(-len(shown) // GRID_COLUMNS)
+    for ax, n in zip(_image_grid(fig, len(shown), rows), shown, strict=True):
         ax.imshow(images[n].reshape(image_shape), cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(
             f"true: {class_names[y_true[n]]}\npred: {class_names[y_pred[n]]} ({confidence[n]:.0%})",
@@ -273,7 +296,8 @@ def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequ
     limit = max(float(np.abs(weights[:, :shown]).max()), 1e-12)
     fig = Figure(figsize=FIGURE_SIZES["first_layer_weights.png"])
     fig.suptitle(f"First-layer weights as images: {shown} of {n_out} units (red raises, blue lowers the unit)")
-    axes = _image_grid(fig, shown, right=0.9)
+    # Every row, however few units: the colour bar beside the grid needs the full height.
+    axes = _image_grid(fig, shown, GRID_ROWS, right=0.9)
     image = None
     for j, ax in enumerate(axes):
         image = ax.imshow(
