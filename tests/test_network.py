@@ -236,3 +236,44 @@ def test_trained_regularised_model_survives_saving(tmp_path: Path, rng: np.rando
     assert all(np.array_equal(loaded.state()[k], v) for k, v in net.state().items())
     assert not np.array_equal(net.state()["1.running_var"], np.ones(5, dtype=np.float32))  # trained, not initial
     np.testing.assert_array_equal(loaded.predict_proba(x), net.predict_proba(x))
+
+
+def test_parameters_and_grads_lie_end_to_end(rng: np.random.Generator) -> None:
+    """One buffer for the parameters and one for the grads, each array a view in order, values kept."""
+    layers = [Dense(6, 5, rng=rng), BatchNorm(5), Tanh(), Dense(5, 4, rng=rng)]
+    before = [p.copy() for layer in layers for p in layer.params.values()]
+    net = Network(layers)
+    triples = list(net.parameters())
+    for kind in (1, 2):
+        arrays = [t[kind] for t in triples]
+        base = arrays[0].base
+        assert base is not None and base.size == sum(a.size for a in arrays)
+        assert all(a.base is base for a in arrays)
+        starts = [a.__array_interface__["data"][0] for a in arrays]
+        assert starts == [starts[0] + sum(a.nbytes for a in arrays[:i]) for i in range(len(arrays))]
+    assert all(np.array_equal(p, b) for (_, p, _), b in zip(triples, before, strict=True))
+    assert "1.running_mean" in net.state() and net.state()["1.running_mean"].base is None  # buffers stay apart
+
+
+def test_unpickled_network_is_laid_out_again(rng: np.random.Generator) -> None:
+    import pickle
+
+    net = pickle.loads(pickle.dumps(build_mlp(6, (5,), 4, rng)))
+    params = [p for _, p, _ in net.parameters()]
+    assert params[0].base is not None and all(p.base is params[0].base for p in params)
+    x, y = batch(rng)
+    opt = SGD(0.1)
+    net.loss_and_grads(x.astype(np.float32), y)
+    opt.step(net.parameters())
+    assert opt._run is not None
+
+
+def test_mixed_dtypes_are_left_apart_and_still_train(rng: np.random.Generator) -> None:
+    layers = [Dense(6, 5, rng=rng, dtype=np.float64), Dense(5, 4, rng=rng, dtype=np.float32)]
+    net = Network(layers, dtype=np.float64)
+    assert all(p.base is None for _, p, _ in net.parameters())
+    x, y = batch(rng)
+    before = layers[1].params["W"].copy()
+    net.loss_and_grads(x, y)
+    SGD(0.1).step(net.parameters())
+    assert layers[1].params["W"].dtype == np.float32 and not np.array_equal(layers[1].params["W"], before)

@@ -279,6 +279,76 @@ def test_saved_state_resumes_exactly(name: str, options: dict[str, Any]) -> None
         assert np.array_equal(resumed[k], straight[k]), k
 
 
+# -- parameters end to end in one buffer: updated as one flat array ------------------
+def end_to_end(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same values as views lying end to end in one buffer, as a Network lays out its parameters."""
+    flat = np.concatenate([a.ravel() for a in arrays.values()])
+    out, start = {}, 0
+    for name, a in arrays.items():
+        out[name] = flat[start : start + a.size].reshape(a.shape)
+        start += a.size
+    return out
+
+
+@pytest.mark.parametrize(("name", "options"), [(c[0], c[1]) for c in CASES], ids=IDS)
+def test_end_to_end_parameters_step_as_one_array_to_the_bit(name: str, options: dict[str, Any]) -> None:
+    """The flat update equals the per-parameter one exactly, state included, across a saved-state resume."""
+    grads = grad_sequence()
+    apart, apart_opt = start_params(), make_optimizer(name, LR[name], **options)
+    run(apart_opt, apart, grads, LR[name])
+
+    packed, first = end_to_end(start_params()), make_optimizer(name, LR[name], **options)
+    packed_grads = [end_to_end(g) for g in grads]
+    run(first, packed, packed_grads[: STEPS // 2], LR[name])
+    assert first._run is not None, "end-to-end parameters should take the flat path"
+    second = optimizer_from_config(first.config())
+    second.load_state_dict(first.state_dict())
+    run(second, packed, packed_grads[STEPS // 2 :], LR[name], first=STEPS // 2)
+    assert second._run is not None and apart_opt._run is None
+
+    for k in apart:
+        assert np.array_equal(packed[k], apart[k]), k
+    state, expected = second.state_dict(), apart_opt.state_dict()
+    assert sorted(state) == sorted(expected)
+    for k in expected:
+        assert np.array_equal(state[k], expected[k]), k
+
+
+def test_flat_state_stays_the_per_parameter_state() -> None:
+    """Each parameter's state entry is a live view of the flat state, and bad loaded shapes are named."""
+    params, grads = end_to_end(start_params()), end_to_end(grad_sequence(1)[0])
+    opt = make_optimizer("adam", 0.1)
+    opt.step(triples(params, grads))
+    m = opt.state["0.W"]["m"]
+    opt.step(triples(params, grads))
+    assert m is opt.state["0.W"]["m"] and np.array_equal(m, opt.state_dict()["m/0.W"])
+    assert opt.state["0.W"]["m"].base is opt.state["2.W"]["m"].base is not None
+
+    bad = {**opt.state_dict(), "v/0.b": np.zeros(5)}
+    opt.load_state_dict(bad)
+    with pytest.raises(ValueError, match=r"optimizer state v/0.b has shape \(5,\) but the parameter has \(4,\)"):
+        opt.step(triples(params, grads))
+
+
+def test_arrays_not_end_to_end_step_one_by_one() -> None:
+    """Gaps, another order or a foreign array: every parameter is updated on its own, same numbers."""
+    base = end_to_end(start_params())
+    grads = end_to_end(grad_sequence(1)[0])
+    cases = {
+        "reversed": dict(reversed(list(base.items()))),
+        "gap": {k: v for k, v in base.items() if k != "0.b"},
+        "foreign": {**base, "0.b": base["0.b"].copy()},
+    }
+    for case, params in cases.items():
+        opt = make_optimizer("adam", 0.1)
+        expected = {k: v.copy() for k, v in params.items()}
+        opt.step(triples(params, {k: grads[k] for k in params}))
+        make_optimizer("adam", 0.1).step(triples(expected, {k: grads[k].copy() for k in params}))
+        assert opt._run is None, case
+        for k in params:
+            assert np.array_equal(params[k], expected[k]), (case, k)
+
+
 def test_state_dict_is_flat_and_copied() -> None:
     p = np.ones(3)
     opt = make_optimizer("adam", 0.1)

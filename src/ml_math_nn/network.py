@@ -4,6 +4,10 @@ r"""The network: a stack of layers with a softmax cross-entropy head and an L2 p
 runs them in reverse from ``dL/dlogits``.  Gradients are stored in each layer; an
 optimiser then updates ``network.parameters()`` in place (two separate steps).
 
+The network lays all its layers' parameters end to end in one buffer and their gradients
+in another (each layer's arrays become views of them), so that an optimiser can update
+every parameter in one pass over one array (see :meth:`ml_math_nn.optim.Optimizer.step`).
+
 The objective minimised is the mean cross-entropy plus an optional L2 penalty on the
 weight matrices of the dense layers (not on biases, nor on batch-norm parameters):
 
@@ -56,6 +60,29 @@ class Network:
         self.dtype = np.dtype(dtype)
         self.loss = SoftmaxCrossEntropy()
         self.l2 = l2
+        self._pack()
+
+    def _pack(self) -> None:
+        """Move every layer's params into one buffer and its grads into another, values kept.
+
+        Arrays of mixed dtypes are left as they are (an optimiser then updates them one by one).
+        """
+        layers = list(dict.fromkeys(self.layers))  # a layer used twice is packed once
+        for kind in ("params", "grads"):
+            arrays = [(getattr(layer, kind), key) for layer in layers for key in getattr(layer, kind)]
+            dtypes = {d[key].dtype for d, key in arrays}
+            if len(dtypes) != 1:
+                continue
+            flat = np.empty(sum(d[key].size for d, key in arrays), dtype=dtypes.pop())
+            start = 0
+            for d, key in arrays:
+                view = flat[start : start + d[key].size].reshape(d[key].shape)
+                view[...] = d[key]
+                d[key], start = view, start + view.size
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pack()  # pickle stores each view as an array of its own
 
     @property
     def l2(self) -> float:

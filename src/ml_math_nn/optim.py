@@ -19,13 +19,20 @@ without pickle, and :meth:`Optimizer.load_state_dict` restores it.
 Each update works in place through one scratch array per parameter, allocated on the
 first step and reused (it is not state and is never saved), so a step allocates nothing:
 a fresh temporary the size of a large parameter costs page faults on every step.
+
+Every update rule here is elementwise, so when the parameters lie end to end in one
+buffer and their gradients in another (as :class:`~ml_math_nn.network.Network` lays them
+out), :meth:`Optimizer.step` updates all of them as one flat array: a handful of numpy
+calls per step instead of a handful per parameter.  The state arrays are then views of
+flat state arrays, still one per ``"<slot>/<parameter name>"``, and the numbers are the
+same to the bit (each element goes through the same operations).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -36,6 +43,8 @@ Parameters = Iterable[tuple[str, Array, Array]]
 T = TypeVar("T")
 StateDict = dict[str, Array | float]
 """Flat optimiser state: ``"t"``, ``"lr"`` and one array per ``"<slot>/<parameter name>"``."""
+FLAT = "<all>"
+"""The name :meth:`Optimizer.step` passes to ``update`` for all parameters as one flat array."""
 
 
 def _check_unit_interval(value: float, what: str) -> None:
@@ -70,12 +79,27 @@ class Optimizer:
         self.state: dict[str, dict[str, Array]] = {}
         self.t = 0
         self._scratch: dict[str, Array] = {}
+        self._run: _Run | None = None
+        self._flat_state: dict[str, Array] = {}
 
     def step(self, parameters: Parameters) -> None:
-        """Apply one update to every parameter from its gradient (step :math:`t` += 1)."""
+        """Apply one update to every parameter from its gradient (step :math:`t` += 1).
+
+        Parameters laid end to end in one buffer, with their gradients in another, are
+        updated in one go as the flat parameter :data:`FLAT` (see the module docstring).
+        """
         self.t += 1
-        for name, param, grad in parameters:
-            self.update(name, param, grad)
+        triples = list(parameters)
+        run = self._run
+        if run is None or not run.matches(triples):
+            run = _Run.find(triples)
+            if run is not None:
+                self._run, self._flat_state = run, {}
+        if run is not None:
+            self.update(FLAT, run.param, run.grad)
+        else:
+            for name, param, grad in triples:
+                self.update(name, param, grad)
 
     def update(self, name: str, param: Array, grad: Array) -> None:
         """Update ``param`` in place from ``grad`` at step ``self.t``."""
@@ -99,6 +123,8 @@ class Optimizer:
 
     def _slot(self, name: str, slot: str, param: Array) -> Array:
         """The state array ``slot`` of parameter ``name``, created as zeros on first use."""
+        if name == FLAT:
+            return self._flat_slot(slot)
         arrays = self.state.setdefault(name, {})
         if slot not in arrays:
             arrays[slot] = np.zeros_like(param)
@@ -107,6 +133,18 @@ class Optimizer:
                 f"optimizer state {slot}/{name} has shape {arrays[slot].shape} but the parameter has {param.shape}"
             )
         return arrays[slot]
+
+    def _flat_slot(self, slot: str) -> Array:
+        """The state array ``slot`` of :data:`FLAT`; each parameter's entry in ``self.state`` is a view of it."""
+        flat = self._flat_state.get(slot)
+        if flat is None:
+            assert self._run is not None
+            flat = np.zeros_like(self._run.param)
+            for name, view in self._run.views(flat):
+                view[...] = self._slot(name, slot, view)  # the state so far (zeros if none)
+                self.state[name][slot] = view
+            self._flat_state[slot] = flat
+        return flat
 
     # -- saving and restoring ----------------------------------------------------
     def state_dict(self) -> StateDict:
@@ -131,6 +169,7 @@ class Optimizer:
                 raise ValueError(f"unknown {type(self).__name__} state entry {key!r}; expected {expected}")
             arrays.setdefault(name, {})[slot] = np.array(value)
         self.t, self.lr, self.state = int(state["t"]), float(state["lr"]), arrays
+        self._flat_state = {}  # rebuilt from the new per-parameter arrays on the next step
 
     def config(self) -> dict[str, Any]:
         """Type name and hyperparameters, from which :func:`optimizer_from_config` rebuilds it."""
@@ -140,6 +179,56 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
         return f"{type(self).__name__}({args})"
+
+
+class _Run:
+    """Parameters lying end to end in one buffer, with their gradients end to end in another.
+
+    ``param`` and ``grad`` are 1-D views spanning them; ``triples`` are the
+    ``(name, param, grad)`` they were found from, kept to recognise the same ones on the
+    next step by identity (cheap, and a kept array's identity cannot be reused).
+    """
+
+    def __init__(self, triples: list[tuple[str, Array, Array]], param: Array, grad: Array) -> None:
+        self.triples, self.param, self.grad = triples, param, grad
+
+    @classmethod
+    def find(cls, triples: list[tuple[str, Array, Array]]) -> _Run | None:
+        if len(triples) < 2:  # nothing to gain
+            return None
+        param, grad = _span([p for _, p, _ in triples]), _span([g for _, _, g in triples])
+        if param is None or grad is None or param.dtype != grad.dtype:
+            return None
+        return cls(triples, param, grad)
+
+    def matches(self, triples: list[tuple[str, Array, Array]]) -> bool:
+        return len(triples) == len(self.triples) and all(
+            a[0] == b[0] and a[1] is b[1] and a[2] is b[2] for a, b in zip(triples, self.triples, strict=True)
+        )
+
+    def views(self, flat: Array) -> Iterator[tuple[str, Array]]:
+        """Each parameter's name and the part of ``flat`` (laid out like ``param``) that belongs to it."""
+        start = 0
+        for name, param, _ in self.triples:
+            yield name, flat[start : start + param.size].reshape(param.shape)
+            start += param.size
+
+
+def _span(arrays: list[Array]) -> Array | None:
+    """A 1-D view covering ``arrays`` when they lie end to end, in order, in one buffer; else None."""
+    base = arrays[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address = arrays[0].__array_interface__["data"][0]
+    start = address - base.__array_interface__["data"][0]
+    for a in arrays:
+        if a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous:
+            return None
+        if a.__array_interface__["data"][0] != address:
+            return None
+        address += a.nbytes
+    stop = address - base.__array_interface__["data"][0]
+    return base[start // base.itemsize : stop // base.itemsize]
 
 
 class SGD(Optimizer):
