@@ -204,6 +204,21 @@ def test_invalid_hyperparameters(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "gradcheck"])
+def test_a_width_too_large_to_allocate_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # 16 x 10**13 float64 weights are 1.1 PiB, more than a 64-bit process can even map.
+    out = ["--out", str(tmp_path / "run")] if command == "train" else []
+    size = "1,937,151.0 GiB as float64" if command == "gradcheck" else "968,575.5 GiB as float32"
+    message = (
+        rf"--hidden 16,10000000000000: the weight matrices hold 260,000,000,001,024 numbers \({size}\), "
+        "more than memory can hold"
+    )
+    assert_input_error(capsys, [command, "--hidden", "16,10000000000000", *out], message)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "prog", "message"),
     [

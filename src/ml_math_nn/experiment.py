@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -128,20 +129,30 @@ def build_network(
     """The network ``config`` describes, initialised from the seed's ``init`` stream.
 
     Its dropout layers (if any) draw from ``dropout_rng`` (default: the seed's own stream).
+    Widths too large to allocate raise ``ValueError`` naming ``--hidden``: an input error.
     """
     seeds = derived_seeds(config.seed)
-    network = build_mlp(
-        n_features,
-        config.hidden,
-        n_classes,
-        np.random.default_rng(seeds["init"]),
-        config.activations,
-        np.dtype(config.dtype),
-        dropout=config.dropout,
-        batch_norm=config.batch_norm,
-        init=config.init,
-        l2=config.l2,
-    )
+    dtype = np.dtype(config.dtype)
+    try:
+        network = build_mlp(
+            n_features,
+            config.hidden,
+            n_classes,
+            np.random.default_rng(seeds["init"]),
+            config.activations,
+            dtype,
+            dropout=config.dropout,
+            batch_norm=config.batch_norm,
+            init=config.init,
+            l2=config.l2,
+        )
+    except MemoryError:
+        widths = [n_features, *config.hidden, n_classes]
+        weights = sum(a * b for a, b in pairwise(widths))
+        raise ValueError(
+            f"--hidden {','.join(map(str, config.hidden))}: the weight matrices hold {weights:,} numbers "
+            f"({weights * dtype.itemsize / 2**30:,.1f} GiB as {dtype}), more than memory can hold"
+        ) from None
     network.set_rng(dropout_rng or run_generators(config.seed)["dropout"])
     return network
 
@@ -269,12 +280,13 @@ def run_training(
     start = time.perf_counter()
     prepared = prepare_data(config, dataset)
     ds = prepared.dataset
+    # Built before the run directory, so that a width too large to allocate leaves no directory.
+    rngs = run_generators(config.seed)
+    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"])
     out = prepare_out_dir(out_dir) if out_dir is not None else fresh_run_dir("runs", ds.name)
     with failing_run():
         write_text(out / "config.toml", config.to_toml())
 
-    rngs = run_generators(config.seed)
-    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"])
     optimizer = build_optimizer(config)
     augment = None
     if config.augment:
