@@ -83,6 +83,8 @@ def test_single_run_report(runs: list[FakeRun], tmp_path: Path) -> None:
     summary = json.loads((run.out / "summary.json").read_text())
     for metric in ("test_acc", "test_loss", "train_acc", "train_loss"):
         assert page.row(metric)[1] == [metric, f"{summary['final'][metric]:.4g}"]
+    for fact in ("load_time_s", "train_time_s"):
+        assert page.row(fact)[1] == [fact, f"{summary[fact]:.4g}"]
     assert page.row("hidden")[1] == ["hidden", "[16]"]
     assert page.row("lr")[1] == ["lr", "0.1"]
     per_class = (run.out / "per_class_metrics.csv").read_text().splitlines()

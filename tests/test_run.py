@@ -9,14 +9,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from ml_math_nn import experiment
 from ml_math_nn.checkpoint import FORMAT as CHECKPOINT
 from ml_math_nn.checkpoint import VERSION as CHECKPOINT_VERSION
 from ml_math_nn.config import TrainConfig, load_config
-from ml_math_nn.experiment import Interrupted, run_training
+from ml_math_nn.data import Dataset
+from ml_math_nn.experiment import Interrupted, load_dataset, run_training
 from ml_math_nn.persistence import load_model, read_npz
 from ml_math_nn.train import Trainer, TrainingDiverged
 
@@ -79,6 +82,23 @@ def test_recorded_config_repeats_the_run_exactly(tmp_path: Path) -> None:
     assert load_config(tmp_path / "a" / "config.toml") == RICH
     assert_same(weights(tmp_path / "a"), weights(tmp_path / "b"))
     assert first.history == again.history
+
+
+def test_train_time_counts_the_training_loop_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that moves only when the data loads (100 s) and once per epoch (1 s)."""
+    clock = [0.0]
+
+    def slow_load(config: TrainConfig) -> Dataset:
+        clock[0] += 100.0
+        return load_dataset(config)
+
+    def tick(trainer: Trainer, record: dict[str, float]) -> None:
+        clock[0] += 1.0
+
+    monkeypatch.setattr(experiment, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(experiment, "load_dataset", slow_load)
+    summary = run_training(TrainConfig(hidden=(8,), epochs=3), tmp_path, callbacks=[tick], **QUIET).summary
+    assert (summary["load_time_s"], summary["train_time_s"], summary["wall_time_s"]) == (100.0, 3.0, 103.0)
 
 
 @pytest.fixture(scope="module")

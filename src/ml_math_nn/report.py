@@ -37,7 +37,7 @@ TABLES = {
     "metrics.csv": "Metrics per epoch",
 }
 
-RUN_FACTS = ("status", "epochs_run", "best_epoch", "n_parameters", "train_time_s", "peak_memory_mb")
+RUN_FACTS = ("status", "epochs_run", "best_epoch", "n_parameters", "load_time_s", "train_time_s", "peak_memory_mb")
 """Entries of summary.json shown in a report's "Run" table (with the dataset's sizes)."""
 
 STYLE = """
