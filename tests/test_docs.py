@@ -1,10 +1,10 @@
 r"""The docs stay true to the code.
 
-* Every link of ``docs/*.md`` resolves.  A link to a Python file either shows the file's
-  path or names a symbol in backticks: in ``src/``
+* Every link of ``docs/*.md``, ``README.md`` and ``BENCHMARKS.md`` resolves.  A link to a
+  Python file either shows the file's name or names a symbol in backticks: in ``src/``
   (``[`Dense.backward`](../src/ml_math_nn/layers.py)``) an attribute that module defines,
   in ``tests/`` a test function (or class) of that file.  Every relative link points to
-  an existing file, and its ``#anchor`` to a heading of that file.
+  an existing file or folder, and its ``#anchor`` to a heading of that file.
 * The numbers of ``docs/walkthrough.md`` are the ones ``examples/walkthrough.py`` prints:
   each ``text`` block verbatim, and every decimal number quoted in the prose.
 * The math renders on GitHub.  GitHub runs Markdown over ``$...$`` and ``$$...$$`` before
@@ -28,6 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+LINKED = [*DOCS, ROOT / "README.md", ROOT / "BENCHMARKS.md"]
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 SYMBOL = re.compile(r"`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)`")
 HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.MULTILINE)
@@ -44,12 +45,13 @@ MARKDOWN_IN_MATH = {
 
 
 def doc_links() -> list[tuple[str, str, str]]:
-    """``(document, link text, target)`` for every relative link of every doc."""
+    """``(document, link text, target)`` for every relative link of every linked document,
+    the document by its path from the repository root (``docs/math.md``, ``README.md``)."""
     out = []
-    for doc in DOCS:
+    for doc in LINKED:
         for text, target in LINK.findall(doc.read_text(encoding="utf-8")):
             if not target.startswith(("http://", "https://", "mailto:")):
-                out.append((doc.name, text, target))
+                out.append((doc.relative_to(ROOT).as_posix(), text, target))
     return out
 
 
@@ -89,13 +91,12 @@ def check_symbol(symbol: str, path: Path) -> None:
 @pytest.mark.parametrize("doc,text,target", doc_links(), ids=lambda v: str(v))
 def test_link_resolves(doc: str, text: str, target: str) -> None:
     file_part, _, anchor = target.partition("#")
-    path = (ROOT / "docs" / file_part).resolve() if file_part else ROOT / "docs" / doc
+    path = ((ROOT / doc).parent / file_part).resolve() if file_part else ROOT / doc
     assert path.exists(), f"{doc}: link [{text}] points to a missing file {file_part}"
     symbol = SYMBOL.fullmatch(text)
-    if symbol and path.suffix == ".py":
+    if path.suffix == ".py" and not text.strip("`").endswith(path.name):
+        assert symbol, f"{doc}: [{text}] names neither a symbol nor {path.name}"
         check_symbol(symbol.group(1), path)
-    elif path.suffix == ".py":
-        assert text.strip("`").endswith(path.name), f"{doc}: [{text}] names neither a symbol nor {path.name}"
     if anchor:
         headings = HEADING.findall(FENCE.sub("", path.read_text(encoding="utf-8")))
         assert anchor in {github_slug(h) for h in headings}, f"{doc}: no heading for #{anchor} in {path.name}"
@@ -103,9 +104,13 @@ def test_link_resolves(doc: str, text: str, target: str) -> None:
 
 def test_links_are_found() -> None:
     """Guards the parametrisation above: an empty list would pass vacuously."""
-    targets = [target for doc, _, target in doc_links() if doc == "math.md"]
+    targets = [target for doc, _, target in doc_links() if doc == "docs/math.md"]
     assert sum(t.startswith("../src/") for t in targets) >= 30
     assert sum(t.startswith("../tests/") for t in targets) >= 10
+    readme = [target for doc, text, target in doc_links() if doc == "README.md" and SYMBOL.fullmatch(text)]
+    assert sum(t.startswith("src/") for t in readme) >= 15, "the equations' links to the code"
+    assert sum(t.startswith("tests/") for t in readme) >= 3
+    assert any(doc == "BENCHMARKS.md" for doc, _, _ in doc_links())
 
 
 @pytest.mark.parametrize("doc", [*DOCS, ROOT / "README.md"], ids=lambda p: p.name)
