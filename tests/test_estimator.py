@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -28,7 +29,7 @@ from ml_math_nn.config import TrainConfig
 from ml_math_nn.experiment import prepare_data, run_training
 from ml_math_nn.network import build_mlp
 from ml_math_nn.persistence import Model, load_model, save_model
-from ml_math_nn.train import Trainer
+from ml_math_nn.train import Trainer, TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0}
@@ -233,6 +234,27 @@ def test_a_fit_without_warm_start_starts_anew() -> None:
     assert model.n_iter_ == 5
     for name, value in first.items():
         np.testing.assert_array_equal(second[name], value)
+
+
+@pytest.mark.parametrize("how", ["fit", "warm_start", "partial_fit"])
+def test_a_diverged_fit_leaves_the_estimator_unfitted(how: str) -> None:
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    model = MLPClassifier(learning_rate_init=1e100, max_iter=3, random_state=0)
+    if how != "fit":  # fitted first (zero epochs: nothing to diverge yet), then going on from it
+        model.set_params(max_iter=0).fit(X, y)
+        assert hasattr(model, "network_")
+        model.set_params(max_iter=3, warm_start=how == "warm_start")
+    with pytest.raises(TrainingDiverged):
+        if how == "partial_fit":
+            for _ in range(3):  # one epoch each
+                model.partial_fit(X, y)
+        else:
+            model.fit(X, y)
+    assert not [k for k in vars(model) if k.endswith("_")], "no fitted attribute is left"
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    model.set_params(learning_rate_init=0.05)
+    assert model.partial_fit(X, y, classes=[0, 1]).n_iter_ == 1, "trains anew, from nothing"
 
 
 def test_partial_fit_label_errors() -> None:

@@ -44,7 +44,7 @@ from .network import Network
 from .optim import Optimizer
 from .persistence import WEIGHTS, Model, ModelFileError, load_model, save_model
 from .schedules import Schedule
-from .train import Callback, EarlyStopping, EpochRecord, Trainer
+from .train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
 
 CONFIG_FIELDS: dict[str, str] = {
     "hidden_layer_sizes": "hidden",
@@ -308,6 +308,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         A new fit (``warm_start`` off, or nothing fitted yet) draws its seed from
         ``random_state`` and builds the network, optimiser, schedule and generators as
         ``ml-math-nn train`` does; with ``warm_start`` it goes on from the last fit's.
+
+        A loss that becomes NaN or infinite raises
+        :class:`~ml_math_nn.train.TrainingDiverged` and leaves the estimator unfitted
+        (every fitted attribute removed, an earlier fit's too): its weights would be of no
+        use.  Fit again with a smaller ``learning_rate_init``.
         """
         return self._train(X, y, None, incremental=False)
 
@@ -316,6 +321,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
         ``classes`` (every label there will ever be) is required on the first call and
         optional afterwards, when it must be the same.  Early stopping does not apply.
+        A diverging loss leaves the estimator unfitted, as in :meth:`fit`.
         """
         return self._train(X, y, classes, incremental=True)
 
@@ -350,9 +356,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if stopper is not None:
             callbacks.append(stopper)
         epochs = 1 if incremental else config.epochs
-        trainer.fit(Xv, codes, len(self.history_) + epochs, eval_sets, callbacks, eval_train=False)
+        try:
+            trainer.fit(Xv, codes, len(self.history_) + epochs, eval_sets, callbacks, eval_train=False)
+        except TrainingDiverged:
+            self._forget()
+            raise
         self._summarise(stopper)
         return self
+
+    def _forget(self) -> None:
+        """Back to unfitted: drop every attribute a fit sets (scikit-learn's test of fitted is
+        an attribute ending in ``_``) and the private training state."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")] + ["_schedule", "_rngs"]:
+            vars(self).pop(name, None)
 
     def _codes(self, y: NDArray[Any], classes: ArrayLike | None, fresh: bool) -> Labels:
         """Class indices ``0..K-1`` of the labels ``y``; a fresh fit sets ``classes_`` first."""
