@@ -368,7 +368,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Back to unfitted: drop every attribute a fit sets (scikit-learn's test of fitted is
         an attribute ending in ``_``) and the private training state."""
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")] + ["_schedule", "_rngs"]:
-            vars(self).pop(name, None)
+            self.__dict__.pop(name, None)
 
     def _codes(self, y: NDArray[Any], classes: ArrayLike | None, fresh: bool) -> Labels:
         """Class indices ``0..K-1`` of the labels ``y``; a fresh fit sets ``classes_`` first."""
