@@ -60,8 +60,9 @@ def test_matches_pytorch(name: str, seed: int, torch: ModuleType, rng: np.random
 
 
 def test_names_are_the_specified_ones() -> None:
-    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"}
+    assert set(ACTIVATIONS) == {"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "tanh", "sigmoid"}
     assert ACTIVATIONS["gelu"]().config() == {"type": "GELU", "approximate": "none"}  # exact by default
+    assert ACTIVATIONS["gelu_tanh"]().config() == {"type": "GELU", "approximate": "tanh"}
 
 
 def test_values_at_known_points() -> None:

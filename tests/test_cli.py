@@ -117,6 +117,19 @@ def test_bad_options_give_one_line_and_exit_2(
     assert message in err and len(err.splitlines()) == 1
 
 
+def test_gelu_tanh_trains_and_is_saved_as_the_approximation(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--hidden", "32", "--activation", "gelu_tanh", "--epochs", "5", "--quiet", "--out", str(out)])
+        == 0
+    )
+    layers = load_model(out).network.layers
+    assert [layer.config() for layer in layers if layer.config()["type"] == "GELU"] == [
+        {"type": "GELU", "approximate": "tanh"}
+    ]
+    assert json.loads((out / "summary.json").read_text())["final"]["test_acc"] > 0.9
+
+
 def test_malformed_hidden_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--hidden", "12,x"])

@@ -19,6 +19,7 @@ ARCHITECTURES = [
     ["--hidden", "10,8", "--activation", "tanh"],
     ["--hidden", "10,8,6", "--activation", "elu,leaky_relu,sigmoid", "--l2", "0.1"],
     ["--hidden", "10,8", "--activation", "gelu", "--batch-norm"],
+    ["--hidden", "10,8", "--activation", "gelu_tanh,relu"],
     ["--hidden", "12", "--dropout", "0.5"],
     ["--hidden", "10,8", "--batch-norm", "--dropout", "0.3", "--l2", "0.01", "--dtype", "float32", "--seed", "4"],
 ]

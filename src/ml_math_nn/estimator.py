@@ -102,7 +102,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     hidden_layer_sizes : int or sequence of int, default=(128,)
         Width of each hidden layer, ``()`` for none [``hidden``].
     activation : str or sequence of str, default="relu"
-        relu, leaky_relu, elu, gelu, tanh or sigmoid; one for all hidden layers or one
+        relu, leaky_relu, elu, gelu, gelu_tanh, tanh or sigmoid; one for all hidden layers or one
         per layer [``activation``].
     init : str, optional
         Initialiser of every dense layer; None picks the one that suits the activation

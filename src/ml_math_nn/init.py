@@ -61,7 +61,7 @@ def get(name: str) -> Initializer:
         raise ValueError(f"unknown initialiser {name!r}; choose one of: {', '.join(INITIALIZERS)}") from None
 
 
-RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu"})
+RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh"})
 """Activations that pass positive inputs about unchanged and damp negative ones."""
 
 

@@ -19,7 +19,8 @@ weight matrices of the dense layers (not on biases, nor on batch-norm parameters
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,16 +31,18 @@ from ._types import Array, Labels
 from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
 
-ACTIVATIONS: dict[str, type[Layer]] = {
+ACTIVATIONS: dict[str, Callable[[], Layer]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "elu": ELU,
     "gelu": GELU,
+    "gelu_tanh": partial(GELU, approximate="tanh"),
     "tanh": Tanh,
     "sigmoid": Sigmoid,
 }
 """Activation layers by the name used in options; each built with its defaults
-(``gelu`` is the exact GELU, ``leaky_relu`` has slope 0.01, ``elu`` has alpha 1)."""
+(``gelu`` is the exact GELU and ``gelu_tanh`` its tanh approximation, ``leaky_relu`` has
+slope 0.01, ``elu`` has alpha 1)."""
 
 
 class Network:
