@@ -226,6 +226,17 @@ def test_partial_fits_and_warm_starts_add_up_to_one_fit() -> None:
             np.testing.assert_array_equal(other.network_.state()[name], value, err_msg=name)
 
 
+def test_a_warm_fit_keeps_its_optimiser_and_rate() -> None:
+    """As documented: a changed learning_rate_init waits for a new fit."""
+    X_train, _, y_train, _ = scaled(load_wine)
+    model = MLPClassifier(**{**SMALL, "max_iter": 1}, learning_rate_init=0.01, warm_start=True).fit(X_train, y_train)
+    optimizer = model.optimizer_
+    model.set_params(learning_rate_init=0.5).fit(X_train, y_train)
+    assert model.optimizer_ is optimizer and optimizer.lr == 0.01 and model.n_iter_ == 2
+    model.set_params(warm_start=False).fit(X_train, y_train)
+    assert model.optimizer_ is not optimizer and model.optimizer_.lr == 0.5
+
+
 def test_a_fit_without_warm_start_starts_anew() -> None:
     X_train, _, y_train, _ = scaled(load_wine)
     model = MLPClassifier(**SMALL)

@@ -158,7 +158,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         weights, shuffle the epochs, draw dropout masks and split off validation rows.
     warm_start : bool, default=False
         :meth:`fit` goes on from the previous fit's network, optimiser state, schedule
-        and generators instead of starting anew.
+        and generators instead of starting anew; parameters that build those (e.g.
+        ``learning_rate_init``) take effect only on a new fit.
 
     Attributes
     ----------
