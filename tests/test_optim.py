@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import tracemalloc
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -328,6 +329,21 @@ def test_flat_state_stays_the_per_parameter_state() -> None:
     opt.load_state_dict(bad)
     with pytest.raises(ValueError, match=r"optimizer state v/0.b has shape \(5,\) but the parameter has \(4,\)"):
         opt.step(triples(params, grads))
+
+
+def test_a_pickled_optimizer_goes_on_exactly() -> None:
+    """Pickling keeps the per-parameter state and none of the step's caches."""
+    grads = grad_sequence(20)
+    straight, opt = end_to_end(start_params()), make_optimizer("adam", 0.01)
+    run(opt, straight, [end_to_end(g) for g in grads], 0.01)
+
+    resumed, first = end_to_end(start_params()), make_optimizer("adam", 0.01)
+    run(first, resumed, [end_to_end(g) for g in grads[:10]], 0.01)
+    second = pickle.loads(pickle.dumps(first))
+    assert second._run is None and not second._flat_state and not second._scratch
+    run(second, resumed, [end_to_end(g) for g in grads[10:]], 0.01, first=10)
+    for k in straight:
+        assert np.array_equal(resumed[k], straight[k]), k
 
 
 def test_arrays_not_end_to_end_step_one_by_one() -> None:

@@ -105,6 +105,11 @@ class Optimizer:
         """Update ``param`` in place from ``grad`` at step ``self.t``."""
         raise NotImplementedError
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The run, flat state and scratch arrays are caches of the step, rebuilt on the next
+        # one; pickled, the run would hold a stale copy of every parameter and gradient.
+        return {**self.__dict__, "_run": None, "_flat_state": {}, "_scratch": {}}
+
     def _l2(self, param: Array, grad: Array) -> Array:
         r""":math:`g + \lambda \theta` in a new array (the stored gradient is left as is)."""
         return grad + self.weight_decay * param if self.weight_decay else grad
