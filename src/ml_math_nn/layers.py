@@ -40,7 +40,10 @@ class Layer:
         Trainable parameters, updated in place by an optimiser.
     grads : dict of str to ndarray
         Gradients of the loss with respect to ``params``, same keys and shapes,
-        written by :meth:`backward`.
+        written by :meth:`backward` into the arrays already there (``out=``).  A
+        :class:`~ml_math_nn.network.Network` replaces both dicts' arrays with views of
+        one buffer each; an array rebound after that is still trained correctly, but
+        the optimiser then updates every parameter on its own.
     buffers : dict of str to ndarray
         Non-trainable state that is saved with the model (e.g. running statistics).
     """
