@@ -29,7 +29,8 @@ from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ml_math_nn import MLPClassifier, __version__, data
+from ml_math_nn import MLPClassifier, __version__
+from ml_math_nn.data import datasets as data
 
 HIDDEN = (128,)
 TUNED: dict[str, Any] = {"optimizer": "adam", "learning_rate_init": 1e-3, "max_iter": 50, "alpha": 1e-3}

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 import numpy as np
 from sklearn.datasets import load_digits
 
-from ml_math_nn.config import TrainConfig
-from ml_math_nn.experiment import prepare_data
 from ml_math_nn.losses import softmax
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
+from ml_math_nn.runs.builders import prepare_data
+from ml_math_nn.runs.options import TrainConfig
 
 SEED = 0
 HIDDEN = 8

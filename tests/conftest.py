@@ -37,3 +37,21 @@ def fashion_mnist_missing(error: Exception) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"CI installs Fashion-MNIST (apt-get install dataset-fashion-mnist): {error}")
     pytest.skip(f"Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): {error}")
+
+
+def load_harness() -> ModuleType:
+    """The benchmark harness, benchmarks/harness.py: outside the library, loaded by path."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "ml_math_nn_benchmark_harness"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "harness.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_math_nn.augment import random_shifts
+from ml_math_nn.data.augment import random_shifts
 
 
 def test_each_image_is_its_original_shifted_by_at_most_one_pixel() -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml_math_nn.cli import main
-from ml_math_nn.estimator import MLPClassifier
-from ml_math_nn.persistence import load_model
+from ml_math_nn.integrations.estimator import MLPClassifier
+from ml_math_nn.runs.cli import main
+from ml_math_nn.runs.persistence import load_model
 from ml_math_nn.train import TrainingDiverged
 from test_data import idx_bytes, write_idx_set
 from test_readers import write
@@ -485,7 +485,7 @@ def test_a_file_that_cannot_be_written_during_a_run_exits_1(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         replace(src, dst)
 
-    monkeypatch.setattr("ml_math_nn.persistence.os.replace", full_disk)
+    monkeypatch.setattr("ml_math_nn.runs.persistence.os.replace", full_disk)
     argv = ["train", "--dataset", f"csv:{data}", "--checkpoint-every", "1", "--epochs", "3", "--quiet", "--out"]
     code, err = cli_error(capsys, *argv, str(out))
     assert code == 1

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from conftest import fashion_mnist_missing
-from ml_math_nn import bench, cli
-from ml_math_nn.readers import DataError
+from conftest import fashion_mnist_missing, load_harness
+from ml_math_nn.data.readers import DataError
+from ml_math_nn.runs import cli
+
+bench = load_harness()
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml_math_nn.cli import main
-from ml_math_nn.persistence import load_model
+from ml_math_nn.runs.cli import main
+from ml_math_nn.runs.persistence import load_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_math_nn.cli import build_parser, config_from_args
-from ml_math_nn.config import TrainConfig, load_config
+from ml_math_nn.runs.cli import build_parser, config_from_args
+from ml_math_nn.runs.options import TrainConfig, load_config
 
 
 def test_toml_round_trip_is_exact(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from ml_math_nn.config import load_config
-from ml_math_nn.experiment import run_training
+from ml_math_nn.runs.options import load_config
+from ml_math_nn.runs.training import run_training
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits-deep.toml"
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import fashion_mnist_missing
-from ml_math_nn.config import load_config
-from ml_math_nn.data import (
+from ml_math_nn.data.datasets import (
     FASHION_MNIST_CLASSES,
     IDX_FILES,
     IDX_SOURCES,
@@ -24,7 +23,8 @@ from ml_math_nn.data import (
     load_dataset,
     stratified_subset,
 )
-from ml_math_nn.experiment import run_training
+from ml_math_nn.runs.options import load_config
+from ml_math_nn.runs.training import run_training
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

@@ -25,10 +25,11 @@ from sklearn.utils.estimator_checks import check_estimator
 from threadpoolctl import threadpool_limits
 
 from ml_math_nn import MLPClassifier
-from ml_math_nn.config import TrainConfig
-from ml_math_nn.experiment import prepare_data, run_training
 from ml_math_nn.network import build_mlp
-from ml_math_nn.persistence import Model, load_model, save_model
+from ml_math_nn.runs.builders import prepare_data
+from ml_math_nn.runs.options import TrainConfig
+from ml_math_nn.runs.persistence import Model, load_model, save_model
+from ml_math_nn.runs.training import run_training
 from ml_math_nn.train import Trainer, TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -417,7 +418,7 @@ def test_load_refuses_a_model_the_estimator_did_not_save(tmp_path: Path) -> None
     ids=["params", "unknown-param", "hidden", "bad-param", "classes", "unsorted", "names", "seed", "history"],
 )
 def test_load_refuses_crafted_estimator_metadata(tmp_path: Path, change: dict[str, Any], message: str) -> None:
-    from ml_math_nn.persistence import FORMAT, VERSION, ModelFileError, read_npz, write_npz
+    from ml_math_nn.runs.persistence import FORMAT, VERSION, ModelFileError, read_npz, write_npz
 
     X_train, _, y_train, _ = scaled(load_wine)
     MLPClassifier(**SMALL).fit(X_train, y_train).save(tmp_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_math_nn.data import Standardizer, digits
+from ml_math_nn.data.datasets import Standardizer, digits
 from ml_math_nn.layers import Dense, Dropout, ReLU
 from ml_math_nn.losses import SoftmaxCrossEntropy
 from ml_math_nn.network import Network, build_mlp

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from ml_math_nn import gradcheck
-from ml_math_nn.cli import main
 from ml_math_nn.layers import Dense, Tanh
+from ml_math_nn.runs import builders
+from ml_math_nn.runs.cli import main
 
 ARCHITECTURES = [
     ["--hidden", ""],  # softmax regression: no hidden layer
@@ -97,7 +98,7 @@ def test_slightly_wrong_activation_derivative_fails(
 
 def test_dropout_needs_its_fixed_mask(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Without fixed masks every loss evaluation draws new ones, and the check fails."""
-    monkeypatch.setattr(gradcheck, "fix_dropout_masks", lambda network, m, rng: None)
+    monkeypatch.setattr(builders, "fix_dropout_masks", lambda network, m, rng: None)
     code, _, _ = gradcheck_cli(["--hidden", "12", "--dropout", "0.5"], capsys)
     assert code == 1
 

@@ -13,7 +13,7 @@ from ml_math_nn.layers import ELU, BatchNorm, Dense, Dropout, Sigmoid, Tanh
 from ml_math_nn.losses import softmax
 from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.optim import SGD
-from ml_math_nn.persistence import Model, load_model, save_model
+from ml_math_nn.runs.persistence import Model, load_model, save_model
 from torch_reference import TOL as TORCH_TOL
 from torch_reference import Twin, rel
 

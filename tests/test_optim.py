@@ -13,13 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ml_math_nn.optim import (
-    OPTIMIZERS,
-    Optimizer,
-    clip_grad_norm,
-    make_optimizer,
-    optimizer_from_config,
-)
+from ml_math_nn.optim import OPTIMIZERS, Optimizer, clip_grad_norm, make_optimizer, optimizer_from_config
 
 SHAPES = {"0.W": (5, 4), "0.b": (4,), "2.W": (4, 3)}
 STEPS = 100

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml_math_nn.data import Standardizer
+from ml_math_nn.data.datasets import Standardizer
 from ml_math_nn.network import build_mlp
-from ml_math_nn.persistence import (
+from ml_math_nn.runs.persistence import (
     FORMAT,
     VERSION,
     Model,
@@ -143,7 +143,7 @@ def test_atomic_write_names_the_file_when_the_disk_is_full(tmp_path: Path, monke
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("ml_math_nn.persistence.os.fsync", full)
+    monkeypatch.setattr("ml_math_nn.runs.persistence.os.fsync", full)
     with pytest.raises(OSError, match=f"^{re.escape(str(target))}: cannot write \\(No space left on device\\)$"):
         write_text(target, "new")
     assert target.read_text() == "old"

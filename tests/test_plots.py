@@ -15,11 +15,12 @@ from matplotlib.image import imread
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from ml_math_nn import plots
-from ml_math_nn.config import TrainConfig
-from ml_math_nn.data import FASHION_MNIST_CLASSES, Dataset
-from ml_math_nn.experiment import load_dataset, run_training
-from ml_math_nn.persistence import Model
+from ml_math_nn.data.datasets import FASHION_MNIST_CLASSES, Dataset
+from ml_math_nn.results import plots
+from ml_math_nn.runs.builders import load_dataset
+from ml_math_nn.runs.options import TrainConfig
+from ml_math_nn.runs.persistence import Model
+from ml_math_nn.runs.training import run_training
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE_FIGURES = ["samples.png", "misclassified.png", "first_layer_weights.png"]

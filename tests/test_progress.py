@@ -15,7 +15,7 @@ import pytest
 
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
-from ml_math_nn.progress import LONG_EPOCH_BATCHES, EpochProgress, _TqdmHandler, progress_enabled, setup_logging
+from ml_math_nn.runs.progress import LONG_EPOCH_BATCHES, EpochProgress, _TqdmHandler, progress_enabled, setup_logging
 from ml_math_nn.train import Trainer
 
 TRAIN = ["-m", "ml_math_nn", "train", "--epochs", "2", "--hidden", "8", "--batch-size", "128"]
@@ -178,7 +178,7 @@ def test_cli_quiet_shows_no_bar_even_on_a_terminal(tmp_path: Path) -> None:
 
 
 SHOW_TWO_EPOCHS = (
-    "from ml_math_nn.progress import EpochProgress, progress_enabled\n"
+    "from ml_math_nn.runs.progress import EpochProgress, progress_enabled\n"
     "progress = EpochProgress(2, progress_enabled(quiet=False))\n"
     "for epoch in (1.0, 2.0):\n"
     "    progress(None, {'epoch': epoch, 'train_loss': 0.5})\n"
@@ -195,5 +195,5 @@ def test_cli_verbose_adds_debug_messages(tmp_path: Path) -> None:
         argv = [sys.executable, *TRAIN, "--out", str(tmp_path / "run"), *extra]
         return subprocess.run(argv, capture_output=True, text=True, check=True).stderr
 
-    assert "DEBUG ml_math_nn.experiment: wrote run to" in stderr("--verbose")
+    assert "DEBUG ml_math_nn.runs.training: wrote run to" in stderr("--verbose")
     assert "DEBUG" not in stderr()

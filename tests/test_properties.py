@@ -26,8 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ml_math_nn.cli import TRAIN_OPTIONS, UsageError, build_parser, config_from_args
-from ml_math_nn.config import (
+from ml_math_nn.data.datasets import DataError, Dataset, load_dataset, load_features
+from ml_math_nn.init import INITIALIZERS
+from ml_math_nn.integrations.estimator import CONFIG_FIELDS, MLPClassifier
+from ml_math_nn.network import build_mlp
+from ml_math_nn.runs.cli import UsageError, build_parser, config_from_args, train_options
+from ml_math_nn.runs.options import (
     ACTIVATION_NAMES,
     MONITOR_NAMES,
     OPTIMIZER_NAMES,
@@ -35,11 +39,16 @@ from ml_math_nn.config import (
     TrainConfig,
     load_config,
 )
-from ml_math_nn.data import DataError, Dataset, load_dataset, load_features
-from ml_math_nn.estimator import CONFIG_FIELDS, MLPClassifier
-from ml_math_nn.init import INITIALIZERS
-from ml_math_nn.network import build_mlp
-from ml_math_nn.persistence import FORMAT, VERSION, Model, ModelFileError, load_model, read_npz, save_model, write_npz
+from ml_math_nn.runs.persistence import (
+    FORMAT,
+    VERSION,
+    Model,
+    ModelFileError,
+    load_model,
+    read_npz,
+    save_model,
+    write_npz,
+)
 from ml_math_nn.train import TrainingDiverged
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -119,8 +128,8 @@ def test_any_text_option_survives_config_toml(tmp_path: Path, name: str, text: s
     assert load_config(path) == config
 
 
-FLAG_NAMES = {flag: name for flag, name, _ in TRAIN_OPTIONS}
-SWITCHES = {flag for flag, _, kwargs in TRAIN_OPTIONS if kwargs.get("action") is argparse.BooleanOptionalAction}
+FLAG_NAMES = {flag: name for flag, name, _ in train_options()}
+SWITCHES = {flag for flag, _, kwargs in train_options() if kwargs.get("action") is argparse.BooleanOptionalAction}
 
 
 def as_text(value: Any) -> str:

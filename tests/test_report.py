@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_math_nn.cli import main
-from ml_math_nn.report import read_run, write_report
+from ml_math_nn.results.report import read_run, write_report
+from ml_math_nn.runs.cli import main
 from test_plots import FakeRun, short_run
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}

@@ -14,13 +14,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ml_math_nn import experiment
-from ml_math_nn.checkpoint import FORMAT as CHECKPOINT
-from ml_math_nn.checkpoint import VERSION as CHECKPOINT_VERSION
-from ml_math_nn.config import TrainConfig, load_config
-from ml_math_nn.data import Dataset
-from ml_math_nn.experiment import Interrupted, load_dataset, run_training
-from ml_math_nn.persistence import load_model, read_npz
+from ml_math_nn.data.datasets import Dataset
+from ml_math_nn.runs import builders, training
+from ml_math_nn.runs.builders import load_dataset
+from ml_math_nn.runs.checkpoint import FORMAT as CHECKPOINT
+from ml_math_nn.runs.checkpoint import VERSION as CHECKPOINT_VERSION
+from ml_math_nn.runs.options import TrainConfig, load_config
+from ml_math_nn.runs.persistence import load_model, read_npz
+from ml_math_nn.runs.training import Interrupted, run_training
 from ml_math_nn.train import Trainer, TrainingDiverged
 
 QUIET = {"report": lambda _: None}
@@ -95,8 +96,8 @@ def test_train_time_counts_the_training_loop_only(tmp_path: Path, monkeypatch: p
     def tick(trainer: Trainer, record: dict[str, float]) -> None:
         clock[0] += 1.0
 
-    monkeypatch.setattr(experiment, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
-    monkeypatch.setattr(experiment, "load_dataset", slow_load)
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(builders, "load_dataset", slow_load)
     summary = run_training(TrainConfig(hidden=(8,), epochs=3), tmp_path, callbacks=[tick], **QUIET).summary
     assert (summary["load_time_s"], summary["train_time_s"], summary["wall_time_s"]) == (100.0, 3.0, 103.0)
 
@@ -184,7 +185,7 @@ SAVER = """
 import sys
 import numpy as np
 from ml_math_nn.network import build_mlp
-from ml_math_nn.persistence import Model, save_model
+from ml_math_nn.runs.persistence import Model, save_model
 i = 0
 while True:
     net = build_mlp(64, (256, 256), 10, np.random.default_rng(i % 2))
@@ -249,8 +250,8 @@ def test_training_killed_while_checkpointing_keeps_model_and_resumes_exactly(tmp
     ],
 )
 def test_crafted_checkpoint_metadata_is_refused(change: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
-    from ml_math_nn.checkpoint import FILE
-    from ml_math_nn.persistence import META_KEY, ModelFileError
+    from ml_math_nn.runs.checkpoint import FILE
+    from ml_math_nn.runs.persistence import META_KEY, ModelFileError
 
     config = TrainConfig(epochs=2, checkpoint_every=1, val_size=0.2, early_stopping=True)
     run_training(config, tmp_path, **QUIET)
@@ -270,8 +271,8 @@ def test_crafted_optimizer_state_is_refused(change: str, tmp_path: Path) -> None
     """Arrays of Adam's state that do not fit the network, with the checksum made to match."""
     import json
 
-    from ml_math_nn.checkpoint import FILE
-    from ml_math_nn.persistence import META_KEY, ModelFileError, checksum, write_npz
+    from ml_math_nn.runs.checkpoint import FILE
+    from ml_math_nn.runs.persistence import META_KEY, ModelFileError, checksum, write_npz
 
     config = TrainConfig(hidden=(8,), optimizer="adam", epochs=1, checkpoint_every=1)
     run_training(config, tmp_path, **QUIET)

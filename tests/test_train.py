@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml_math_nn.config import TrainConfig
-from ml_math_nn.experiment import run_training
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
+from ml_math_nn.runs.options import TrainConfig
+from ml_math_nn.runs.training import run_training
 from ml_math_nn.train import Trainer, batch_bounds, evaluate
 
 

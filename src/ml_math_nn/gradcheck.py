@@ -15,9 +15,9 @@ The error reported for a tensor is
 i.e. the largest deviation relative to the tensor's own scale, which stays meaningful
 when individual entries are zero (dead ReLUs, unused pixels).
 
-:func:`check_config` runs the check on the network ``ml-math-nn train`` would build
-from a :class:`~ml_math_nn.config.TrainConfig`; it is the ``ml-math-nn gradcheck``
-command, and :func:`format_report` prints its table.
+:func:`ml_math_nn.runs.builders.check_config` runs the check on the network
+``ml-math-nn train`` would build from its options (the ``ml-math-nn gradcheck`` command),
+and :func:`format_report` prints its table.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._types import Array, Labels
-from .config import TrainConfig
-from .experiment import build_network, prepare_data, run_generators
 from .layers import Dropout
 from .network import Network
 
@@ -119,26 +117,6 @@ def fix_dropout_masks(network: Network, m: int, rng: np.random.Generator) -> Non
         if isinstance(layer, Dropout):
             layer.fixed_mask = rng.random((m, width)) >= layer.rate
         width = layer.output_dim(width)
-
-
-def check_config(config: TrainConfig, samples: int = 8, h: float = 1e-6) -> Results:
-    """:func:`check_network` on the network that ``ml-math-nn train`` builds from ``config``.
-
-    The network is built from ``config`` (architecture, initialiser, seed, L2) but in
-    float64 whatever ``config.dtype``: float32 rounding of the loss (about 1e-7 of it),
-    divided by :math:`2h`, would swamp the differences being measured.  The batch is the first ``samples`` rows of the
-    scaled training split; dropout masks are fixed, drawn from the seed's dropout stream.
-    """
-    if samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {samples}")
-    if not h > 0:
-        raise ValueError(f"--step must be > 0, got {h}")
-    config = config.merged({"dtype": "float64"}, "gradcheck")
-    data = prepare_data(config)
-    x, y = data.X_train[:samples], data.y_train[:samples]
-    network = build_network(config, data.dataset.n_features, data.dataset.n_classes)
-    fix_dropout_masks(network, len(x), run_generators(config.seed)["dropout"])
-    return check_network(network, x, y, h)
 
 
 def format_report(results: Results, tol: float = DEFAULT_TOL) -> tuple[str, bool]:

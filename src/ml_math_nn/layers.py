@@ -24,9 +24,6 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-# NumPy has no erf; scipy (a runtime dependency, and scikit-learn's) provides it.
-from scipy.special import erf
-
 from . import init as initializers
 from ._types import Array
 
@@ -301,6 +298,17 @@ class ELU(Activation):
 
     def config(self) -> dict[str, Any]:
         return {"type": "ELU", "alpha": self.alpha}
+
+
+def erf(x: Array) -> Array:
+    """The error function, elementwise: scipy's, loaded on the first call.
+
+    NumPy has no erf; scipy (a runtime dependency, and scikit-learn's) has one.  Importing
+    it when the exact GELU first runs keeps ``import ml_math_nn.layers`` down to numpy.
+    """
+    from scipy.special import erf as scipy_erf
+
+    return scipy_erf(x)
 
 
 _SQRT_2 = math.sqrt(2.0)

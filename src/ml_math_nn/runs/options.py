@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .init import INITIALIZERS
-from .network import ACTIVATIONS
-from .optim import OPTIMIZERS
-from .schedules import SCHEDULES
+from ..init import INITIALIZERS
+from ..network import ACTIVATIONS
+from ..optim import OPTIMIZERS
+from ..schedules import SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,8 +22,10 @@ except the first layer, whose input gradient :math:`G W^\top` no one needs
 :meth:`~ml_math_nn.network.Network.loss_and_grads`).  The elementwise work (bias, activations,
 loss, optimiser) is not counted either.
 
-Run ``ml-math-nn bench`` or ``python -m ml_math_nn.bench`` (``--quick`` for a small run that checks the
-harness, which CI runs); ``--json PATH`` also writes the report as JSON.
+Run ``make bench``, ``ml-math-nn bench`` or ``python benchmarks/harness.py`` (``--quick``
+for a small run that checks the harness, which CI runs); ``--json PATH`` also writes the
+report as JSON.  The harness lives outside the library: it is the only code that imports
+scikit-learn's and PyTorch's networks.
 """
 
 from __future__ import annotations
@@ -50,13 +52,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from . import __version__, data
-from ._types import Array, Labels
-from .layers import Dense
-from .network import Network, build_mlp
-from .optim import SGD, Adam, Optimizer
-from .persistence import write_text
-from .train import Trainer
+from ml_math_nn import __version__
+from ml_math_nn._types import Array, Labels
+from ml_math_nn.data import datasets as data
+from ml_math_nn.layers import Dense
+from ml_math_nn.network import Network, build_mlp
+from ml_math_nn.optim import SGD, Adam, Optimizer
+from ml_math_nn.runs.cli import Parser
+from ml_math_nn.runs.persistence import write_text
+from ml_math_nn.train import Trainer
 
 OURS, SKLEARN, TORCH = "ml-math-nn", "scikit-learn", "pytorch"
 
@@ -413,7 +417,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """The benchmark's options, shared by ``python -m ml_math_nn.bench`` and ``ml-math-nn bench``."""
+    """The benchmark's options (``python benchmarks/harness.py`` and ``ml-math-nn bench``)."""
     parser.add_argument("--quick", action="store_true", help="small data and few epochs: checks the harness in seconds")
     parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads for every library (default: all CPUs)")
     parser.add_argument("--workloads", default="abc", help="which workloads to run, e.g. 'ab' (default: abc)")
@@ -434,8 +438,9 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml_math_nn.bench", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "python benchmarks/harness.py") -> int:
+    """The benchmark's command line; ``ml-math-nn bench ARGS`` calls this with its ARGS."""
+    parser = Parser(prog=prog, description=__doc__.splitlines()[0])
     add_options(parser)
     return run_from_args(parser.parse_args(argv), parser)
 

@@ -19,7 +19,7 @@ from typing import IO, Any, Protocol
 
 from tqdm import tqdm
 
-from .train import EpochRecord, Trainer
+from ..train import EpochRecord, Trainer
 
 LOGGER = "ml_math_nn"
 LONG_EPOCH_BATCHES = 100

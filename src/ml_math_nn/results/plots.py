@@ -26,11 +26,11 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from ._types import Array, Labels
-from .data import Dataset
-from .layers import Dense
-from .persistence import Model, atomic_write, write_text
-from .train import EpochRecord
+from .._types import Array, Labels
+from ..data.datasets import Dataset
+from ..layers import Dense
+from ..runs.persistence import Model, atomic_write, write_text
+from ..train import EpochRecord
 
 SET_STYLES = {"train": "-", "val": "--", "test": ":"}
 DPI = 100

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .persistence import write_text
+from ..runs.persistence import write_text
+from ..train import EpochRecord
 from .plots import ACC_LABELS, LOSS_LABELS, comparison_curves_figure, figure_png
-from .train import EpochRecord
 
 FIGURES = {
     "samples.png": "Sample test images",

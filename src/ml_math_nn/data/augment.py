@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._types import Array
+from .._types import Array
 
 
 def random_shifts(

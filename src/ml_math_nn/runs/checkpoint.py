@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ._types import Array
+from .._types import Array
 from .persistence import ModelFileError, checksum, read_npz, write_npz
-from .schedules import Schedule
-from .train import EarlyStopping, Trainer
+from ..schedules import Schedule
+from ..train import EarlyStopping, Trainer
 
 FILE = "checkpoint.npz"
 FORMAT = "ml-math-nn-checkpoint"

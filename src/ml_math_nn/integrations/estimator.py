@@ -28,9 +28,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._types import Array, Labels
-from .config import TrainConfig
-from .experiment import (
+from .._types import Array, Labels
+from ..layers import Dense
+from ..losses import log_softmax
+from ..network import Network
+from ..optim import Optimizer
+from ..runs.builders import (
     ScheduleStep,
     build_network,
     build_optimizer,
@@ -38,13 +41,10 @@ from .experiment import (
     run_generators,
     validation_split,
 )
-from .layers import Dense
-from .losses import log_softmax
-from .network import Network
-from .optim import Optimizer
-from .persistence import WEIGHTS, Model, ModelFileError, load_model, save_model
-from .schedules import Schedule
-from .train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
+from ..runs.options import TrainConfig
+from ..runs.persistence import WEIGHTS, Model, ModelFileError, load_model, save_model
+from ..schedules import Schedule
+from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
 
 CONFIG_FIELDS: dict[str, str] = {
     "hidden_layer_sizes": "hidden",

@@ -33,11 +33,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._types import Array
-from .data import Standardizer
-from .layers import Dense
-from .network import Network
-from .readers import NPZ_ERRORS, is_numpy_file
+from .._types import Array
+from ..data.datasets import Standardizer
+from ..layers import Dense
+from ..network import Network
+from ..data.readers import NPZ_ERRORS, is_numpy_file
 
 FORMAT = "ml-math-nn-model"
 VERSION = 1

@@ -19,16 +19,8 @@ from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from ._types import Array, Labels
-from .readers import (
-    DataError,
-    is_numpy_file,
-    read_csv,
-    read_csv_features,
-    read_idx,
-    read_npz,
-    read_npz_features,
-)
+from .._types import Array, Labels
+from .readers import DataError, is_numpy_file, read_csv, read_csv_features, read_idx, read_npz, read_npz_features
 
 __all__ = [
     "DataError",

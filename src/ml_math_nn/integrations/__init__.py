@@ -1,0 +1,1 @@
+"""Reach other tools: the scikit-learn estimator built on the library."""

@@ -1,0 +1,404 @@
+"""The ``ml-math-nn`` command line.
+
+Exit codes: 0 success; 2 usage or input errors (bad options, bad files), reported in one
+line on stderr; 1 a failure during a run (a diverging loss, a run file that cannot be
+written).  ``--debug`` shows the traceback instead of the one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .. import __version__
+
+if TYPE_CHECKING:
+    from .options import TrainConfig
+
+
+class UsageError(ValueError):
+    """Invalid options or input: reported in one line with exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr with exit code 2, like every other input error
+    (argparse would print the whole usage first); subcommand parsers inherit this."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    from .options import parse_hidden
+
+    try:
+        return parse_hidden(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def train_options() -> list[tuple[str, str, dict[str, Any]]]:
+    """(flag, TrainConfig field, argparse keyword arguments); the default shown is the field's.
+
+    Built when a command that takes training options runs, so that ``--help`` and
+    ``--version`` load none of the library.
+    """
+    from .options import ACTIVATION_NAMES, MONITOR_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES
+
+    return [
+        ("--dataset", "dataset", {"metavar": "NAME", "help": "digits, fashion-mnist, mnist, csv:PATH or npz:PATH"}),
+        ("--data-dir", "data_dir", {"metavar": "DIR", "help": "folder holding the dataset's files (default: data/)"}),
+        ("--test-file", "test_file", {"metavar": "FILE", "help": "separate test file for csv:/npz: datasets"}),
+        ("--label-column", "label_column", {"metavar": "COL", "help": "CSV label column, by name or index"}),
+        ("--subset", "subset", {"type": int, "metavar": "N", "help": "train on N samples of the training set"}),
+        ("--test-size", "test_size", {"type": float, "help": "stratified fraction held out for testing"}),
+        ("--val-size", "val_size", {"type": float, "help": "fraction of the training data held out for validation"}),
+        ("--augment", "augment", {"action": argparse.BooleanOptionalAction, "help": "random one-pixel shifts of images"}),
+        ("--hidden", "hidden", {"type": _hidden, "help": "hidden layer widths, comma-separated, e.g. 256,128"}),
+        (
+            "--activation",
+            "activation",
+            {"help": f"one of {', '.join(ACTIVATION_NAMES)}, or one per hidden layer, comma-separated"},
+        ),
+        ("--init", "init", {"help": "he_normal, he_uniform, glorot_normal, glorot_uniform (default: per activation)"}),
+        ("--dropout", "dropout", {"type": float, "help": "inverted dropout rate after each hidden layer"}),
+        ("--batch-norm", "batch_norm", {"action": argparse.BooleanOptionalAction, "help": "batch normalisation"}),
+        ("--l2", "l2", {"type": float, "help": "L2 penalty (l2/2)*sum ||W||^2 added to the loss"}),
+        ("--dtype", "dtype", {"choices": ["float32", "float64"], "help": "floating type"}),
+        ("--optimizer", "optimizer", {"choices": OPTIMIZER_NAMES, "help": "update rule"}),
+        ("--lr", "lr", {"type": float, "help": "(initial) learning rate"}),
+        ("--momentum", "momentum", {"type": float, "help": "momentum of sgd and rmsprop"}),
+        ("--nesterov", "nesterov", {"action": argparse.BooleanOptionalAction, "help": "Nesterov momentum (sgd)"}),
+        ("--beta1", "beta1", {"type": float, "help": "Adam's first-moment decay"}),
+        ("--beta2", "beta2", {"type": float, "help": "Adam's second-moment decay"}),
+        ("--weight-decay", "weight_decay", {"type": float, "help": "weight decay (decoupled for adamw)"}),
+        ("--clip-norm", "clip_norm", {"type": float, "help": "clip the gradients' global L2 norm to this"}),
+        ("--schedule", "schedule", {"choices": SCHEDULE_NAMES, "help": "learning-rate schedule"}),
+        ("--warmup-epochs", "warmup_epochs", {"type": int, "help": "linear warm-up epochs before the schedule"}),
+        ("--step-size", "step_size", {"type": int, "help": "epochs between decays of the step schedule"}),
+        ("--gamma", "gamma", {"type": float, "help": "decay factor of step, exponential and plateau schedules"}),
+        ("--min-lr", "min_lr", {"type": float, "help": "floor of the cosine and plateau schedules"}),
+        ("--plateau-patience", "plateau_patience", {"type": int, "help": "epochs without improvement before a decay"}),
+        ("--epochs", "epochs", {"type": int, "help": "passes over the training set"}),
+        ("--batch-size", "batch_size", {"type": int, "help": "samples per mini-batch"}),
+        ("--seed", "seed", {"type": int, "help": "the one seed of all randomness"}),
+        (
+            "--early-stopping",
+            "early_stopping",
+            {"action": argparse.BooleanOptionalAction, "help": "stop when --monitor stops improving; keep the best"},
+        ),
+        ("--patience", "patience", {"type": int, "help": "epochs without improvement before early stopping"}),
+        ("--monitor", "monitor", {"choices": MONITOR_NAMES, "help": "validation metric for early stopping"}),
+        (
+            "--checkpoint-every",
+            "checkpoint_every",
+            {"type": int, "metavar": "N", "help": "save a checkpoint every N epochs"},
+        ),
+    ]
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a training run (every :class:`TrainConfig` field) plus ``--config``.
+
+    Flags default to "not given", so a config file's values survive unless overridden;
+    use :func:`config_from_args` to resolve them.
+    """
+    from .options import TrainConfig
+
+    defaults = TrainConfig()
+    parser.add_argument("--config", metavar="FILE", help="TOML file of training options; flags override it")
+    group = parser.add_argument_group("training options (also settable in the --config file)")
+    for flag, name, kwargs in train_options():
+        default = getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = kwargs.get("help", "")
+        if "(default:" not in help_text:  # some say their default better than the field's None
+            help_text += f" (default: {shown})"
+        help_text = help_text.replace("%", "%%")
+        group.add_argument(flag, dest=name, default=argparse.SUPPRESS, **{**kwargs, "help": help_text})
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the ``--config`` file, then the flags given on the command line."""
+    from .options import TrainConfig, load_config
+
+    given = {name: getattr(args, name) for _, name, _ in train_options() if hasattr(args, name)}
+    try:
+        base = load_config(args.config) if getattr(args, "config", None) else TrainConfig()
+        return base.merged(given)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    add_train_options(train)
+    train.add_argument("--out", metavar="DIR", help="run directory (default: a fresh runs/<timestamp>-<dataset>)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint (its config.toml, then any flags)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
+    train.add_argument("--verbose", action="store_true", help="also show debug messages")
+    train.add_argument("--report", action="store_true", help="also write RUN_DIR/report.html at the end")
+    train.set_defaults(handler=_train)
+
+
+def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory holding model.npz/json")
+    evaluate.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="evaluate on all of this labelled data (csv:PATH, npz:PATH, ...) instead of the model's own test split",
+    )
+    evaluate.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
+    evaluate.add_argument("--label-column", metavar="COL", help="CSV label column, by name or index")
+    evaluate.set_defaults(handler=_evaluate)
+
+
+def _predict_arguments(predict: argparse.ArgumentParser) -> None:
+    predict.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory holding model.npz/json")
+    predict.add_argument("--input", required=True, metavar="FILE", help="CSV or NPZ (array X) of feature rows")
+    predict.add_argument("--output", metavar="FILE", help="CSV to write (default: standard output)")
+    predict.set_defaults(handler=_predict)
+
+
+def _report_arguments(report: argparse.ArgumentParser) -> None:
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by train")
+    report.add_argument(
+        "--out", metavar="FILE", help="HTML file (default: RUN_DIR/report.html; comparison.html for several runs)"
+    )
+    report.set_defaults(handler=_report)
+
+
+def _gradcheck_arguments(gradcheck: argparse.ArgumentParser) -> None:
+    from ..gradcheck import DEFAULT_TOL
+
+    add_train_options(gradcheck)
+    group = gradcheck.add_argument_group("gradient check")
+    group.add_argument(
+        "--samples", type=int, default=8, help="training rows in the checked batch (default: %(default)s)"
+    )
+    group.add_argument("--step", type=float, default=1e-6, help="finite-difference step h (default: %(default)s)")
+    group.add_argument(
+        "--tol", type=float, default=DEFAULT_TOL, help="largest relative error accepted (default: %(default)s)"
+    )
+    gradcheck.set_defaults(handler=_gradcheck)
+
+
+def _bench_arguments(bench: argparse.ArgumentParser) -> None:
+    # Everything after "bench" goes to the harness, whose own parser reads it (--help
+    # included): main() hands it the arguments this parser does not know.
+    bench.set_defaults(handler=_bench, forwards_unknown=True)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]] = {
+    "train": ("train a network and write a run directory", _train_arguments, True),
+    "evaluate": ("loss and accuracy of a saved model", _evaluate_arguments, True),
+    "predict": ("classes and class probabilities of feature rows", _predict_arguments, True),
+    "report": ("one self-contained HTML page of a run, or comparing several runs", _report_arguments, True),
+    "gradcheck": (
+        "check backprop against finite differences on the network train would build",
+        _gradcheck_arguments,
+        True,
+    ),
+    "bench": (
+        "speed against scikit-learn and PyTorch, side by side (BENCHMARKS.md; from a source checkout)",
+        _bench_arguments,
+        False,
+    ),
+}
+"""Each command: its one-line help, the function that adds its arguments, and whether
+argparse gives it a ``--help`` (the benchmark's harness answers its own)."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``ml-math-nn``; only ``command``'s arguments are added (all when None,
+    none when ``""``).
+
+    Adding a command's arguments may load parts of the library (the training options list
+    the registered optimisers, for instance), so ``ml-math-nn --help`` and ``--version``
+    add none of them and load nothing beyond argparse.
+    """
+    parser = Parser(
+        prog="ml-math-nn",
+        description="Neural networks from first principles in NumPy.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, own_help) in COMMANDS.items():
+        subparser = sub.add_parser(name, help=help_text, description=help_text, add_help=own_help)
+        if command is None or command == name:
+            add_arguments(subparser)
+    return parser
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The command named in ``argv`` (the first argument that is not an option), or ``""``."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .training import run_training
+    from .progress import EpochProgress, progress_enabled, setup_logging
+
+    if args.resume:
+        if args.out or getattr(args, "config", None):
+            raise UsageError("--resume continues RUN_DIR with its own config.toml: drop --out and --config")
+        args.config, args.out = str(Path(args.resume) / "config.toml"), args.resume
+    config = config_from_args(args)
+    setup_logging(args.verbose, args.quiet)
+    bar = progress_enabled(args.quiet)
+    # With a live bar the epoch lines go above it (tqdm.write); without, plain lines for logs.
+    line: Callable[[str], None] = (lambda _: None) if args.quiet else tqdm.write if bar else print
+    with EpochProgress(config.epochs, bar) as progress:
+        result = run_training(
+            config,
+            args.out,
+            line,
+            callbacks=[progress],
+            resume=bool(args.resume),
+            on_batch=progress.on_batch if bar else None,
+            html_report=args.report,
+        )
+    final = result.summary["final"]
+    print(f"test accuracy {final.get('test_acc', float('nan')):.4f}; run written to {result.out_dir}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..data.datasets import load_dataset
+    from .builders import prepare_data
+    from .options import TrainConfig
+    from .persistence import load_model
+    from ..train import evaluate
+
+    model = load_model(args.model)
+    if args.dataset:
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, label_column=args.label_column, test_size=None)
+        X, y, names = model.transform(ds.X_test, args.dataset), ds.y_test, ds.class_names
+        where = args.dataset
+    else:
+        config = TrainConfig.from_mapping(model.meta["config"], f"{args.model}/model.json")
+        prepared = prepare_data(config)
+        X, y, names, where = (
+            prepared.X_test,
+            prepared.y_test,
+            prepared.dataset.class_names,
+            f"{config.dataset} test split",
+        )
+    if names != model.class_names:
+        raise UsageError(f"{where}: classes {names} do not match the model's {model.class_names}")
+    loss, acc = evaluate(model.network, X, y)
+    print(f"{where}: {len(y)} samples  loss {loss:.4f}  accuracy {acc:.4f}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ..data.datasets import load_features
+    from .persistence import atomic_write, load_model
+
+    model = load_model(args.model)
+    X = load_features(args.input)
+    probs = model.network.predict_proba(model.transform(X, args.input))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["row", "class", *(f"p_{name}" for name in model.class_names)])
+    for i, (k, p) in enumerate(zip(probs.argmax(axis=1), probs, strict=True)):
+        writer.writerow([i, model.class_names[k], *(f"{v:.6g}" for v in p)])
+    if args.output:
+        atomic_write(Path(args.output), lambda f: f.write(buf.getvalue().encode()))
+    else:
+        sys.stdout.write(buf.getvalue())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..results.report import write_report
+
+    runs = [Path(d) for d in args.run_dirs]
+    default = runs[0] / "report.html" if len(runs) == 1 else Path("comparison.html")
+    print(f"report written to {write_report(runs, Path(args.out) if args.out else default)}")
+    return 0
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    from ..gradcheck import format_report
+    from .builders import check_config
+
+    config = config_from_args(args)
+    table, ok = format_report(check_config(config, args.samples, args.step), args.tol)
+    print(f"finite differences, h = {args.step:g}, on {args.samples} {config.dataset} training samples in float64")
+    print(table)
+    return 0 if ok else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Run the benchmark harness of the source checkout (benchmarks/harness.py) with ``args.args``.
+
+    The harness is not part of the installed library: it imports scikit-learn's and
+    PyTorch's networks, which the library never needs.
+    """
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "harness.py"
+    spec = importlib.util.spec_from_file_location("ml_math_nn_benchmark_harness", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        raise UsageError(
+            "bench: the benchmark harness lives in the source checkout (benchmarks/harness.py), "
+            "and this installation has none; run `make bench` in a clone of the repository"
+        )
+    harness = sys.modules.get(spec.name)
+    if harness is None:
+        harness = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(harness)
+    return int(harness.main(args.args, prog="ml-math-nn bench"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "forwards_unknown", False):
+        args.args = unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("ml-math-nn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from ..train import TrainingDiverged
+        from .rundir import RunFailed
+        from .training import Interrupted
+
+        if isinstance(e, Interrupted):
+            print(f"ml-math-nn: {e}", file=sys.stderr)
+            return 130
+        if args.debug:
+            raise
+
+        if isinstance(e, TrainingDiverged):
+            print(f"ml-math-nn: training diverged: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, RunFailed):
+            print(f"ml-math-nn: failed: {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, (ValueError, OSError)):
+            print(f"ml-math-nn: error: {e}", file=sys.stderr)
+            return 2
+        print(f"ml-math-nn: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
