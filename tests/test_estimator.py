@@ -418,15 +418,15 @@ def test_load_refuses_a_model_the_estimator_did_not_save(tmp_path: Path) -> None
     ids=["params", "unknown-param", "hidden", "bad-param", "classes", "unsorted", "names", "seed", "history"],
 )
 def test_load_refuses_crafted_estimator_metadata(tmp_path: Path, change: dict[str, Any], message: str) -> None:
-    from ml_math_nn.runs.persistence import FORMAT, VERSION, ModelFileError, read_npz, write_npz
+    from ml_math_nn.runs.persistence import FORMAT, VERSION, ModelFileError, read_archive, write_archive
 
     X_train, _, y_train, _ = scaled(load_wine)
     MLPClassifier(**SMALL).fit(X_train, y_train).save(tmp_path)
-    arrays, meta = read_npz(tmp_path / "model.npz", FORMAT, VERSION)
+    arrays, meta = read_archive(tmp_path / "model.npz", FORMAT, VERSION)
     for key, value in change.items():
         old = meta["meta"][key]
         meta["meta"][key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
-    write_npz(tmp_path / "model.npz", arrays, meta)
+    write_archive(tmp_path / "model.npz", arrays, meta)
     with pytest.raises(ModelFileError, match=f"model.npz: invalid MLPClassifier metadata \\(.*{message}"):
         MLPClassifier.load(tmp_path)
 

@@ -22,7 +22,7 @@ from ml_math_nn.runs.persistence import (
     load_model,
     model_meta,
     save_model,
-    write_npz,
+    write_archive,
     write_text,
 )
 
@@ -73,28 +73,28 @@ def test_arrays_are_checked_against_the_config(model: Model, tmp_path: Path) -> 
     """A file whose checksum is consistent but whose arrays do not fit the architecture."""
     arrays = model.arrays()
     bad = {**arrays, "0.W": np.zeros((2, 2), np.float32)}
-    write_npz(tmp_path / "model.npz", bad, model_meta(model, bad))
+    write_archive(tmp_path / "model.npz", bad, model_meta(model, bad))
     with pytest.raises(ModelFileError, match="'0.W' has shape"):
         load_model(tmp_path)
     missing = {k: v for k, v in arrays.items() if k != "0.b"}
-    write_npz(tmp_path / "model.npz", missing, model_meta(model, missing))
+    write_archive(tmp_path / "model.npz", missing, model_meta(model, missing))
     with pytest.raises(ModelFileError, match="do not match"):
         load_model(tmp_path)
     W = arrays["0.W"]
     other = np.float32 if W.dtype == np.float64 else np.float64
     retyped = {**arrays, "0.W": W.astype(other)}  # the right shape in the wrong dtype
-    write_npz(tmp_path / "model.npz", retyped, model_meta(model, retyped))
+    write_archive(tmp_path / "model.npz", retyped, model_meta(model, retyped))
     with pytest.raises(ModelFileError, match=f"'0.W' has shape {re.escape(str(W.shape))} and dtype {np.dtype(other)}"):
         load_model(tmp_path)
     extra = {**arrays, "hidden.payload": np.zeros(3)}
-    write_npz(tmp_path / "model.npz", extra, model_meta(model, extra))
+    write_archive(tmp_path / "model.npz", extra, model_meta(model, extra))
     with pytest.raises(ModelFileError, match="do not match the expected"):
         load_model(tmp_path)
 
 
 def test_other_format_version_is_refused(model: Model, tmp_path: Path) -> None:
     arrays = model.arrays()
-    write_npz(tmp_path / "model.npz", arrays, {**model_meta(model, arrays), "version": VERSION + 1})
+    write_archive(tmp_path / "model.npz", arrays, {**model_meta(model, arrays), "version": VERSION + 1})
     with pytest.raises(ModelFileError, match=f"unsupported {FORMAT} format version {VERSION + 1}"):
         load_model(tmp_path)
 

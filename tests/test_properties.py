@@ -45,9 +45,9 @@ from ml_math_nn.runs.persistence import (
     Model,
     ModelFileError,
     load_model,
-    read_npz,
+    read_archive,
     save_model,
-    write_npz,
+    write_archive,
 )
 from ml_math_nn.train import TrainingDiverged
 
@@ -333,13 +333,13 @@ def test_crafted_metadata_is_refused_or_keeps_the_weights(
     gives ModelFileError, or a model that still holds exactly the saved weights."""
     model, files = saved
     (tmp_path / "model.npz").write_bytes(files[0])
-    arrays, meta = read_npz(tmp_path / "model.npz", FORMAT, VERSION)
+    arrays, meta = read_archive(tmp_path / "model.npz", FORMAT, VERSION)
     *parents, key = data.draw(st.sampled_from(json_paths(meta)[1:]))
     parent = meta
     for k in parents:
         parent = parent[k]
     parent[key] = data.draw(JSON)
-    write_npz(tmp_path / "model.npz", arrays, meta)
+    write_archive(tmp_path / "model.npz", arrays, meta)
     try:
         loaded = load_model(tmp_path)
     except ModelFileError as e:
@@ -426,13 +426,13 @@ def test_crafted_estimator_metadata_is_refused_or_predicts_as_saved(
     estimator that predicts as the saved one did."""
     model, saved = estimator_file
     (tmp_path / "model.npz").write_bytes(saved)
-    arrays, meta = read_npz(tmp_path / "model.npz", FORMAT, VERSION)
+    arrays, meta = read_archive(tmp_path / "model.npz", FORMAT, VERSION)
     *parents, key = data.draw(st.sampled_from(json_paths(meta["meta"])[1:]))
     parent = meta["meta"]
     for k in parents:
         parent = parent[k]
     parent[key] = data.draw(JSON | st.sampled_from([[], [99], ["a", "b"], -1, 0.5, True]))
-    write_npz(tmp_path / "model.npz", arrays, meta)
+    write_archive(tmp_path / "model.npz", arrays, meta)
     try:
         loaded = MLPClassifier.load(tmp_path)
     except ModelFileError as e:

@@ -16,11 +16,11 @@ import pytest
 
 from ml_math_nn.data.datasets import Dataset
 from ml_math_nn.runs import builders, training
-from ml_math_nn.runs.builders import load_dataset
+from ml_math_nn.runs.builders import load_configured_dataset
 from ml_math_nn.runs.checkpoint import FORMAT as CHECKPOINT
 from ml_math_nn.runs.checkpoint import VERSION as CHECKPOINT_VERSION
 from ml_math_nn.runs.options import TrainConfig, load_config
-from ml_math_nn.runs.persistence import load_model, read_npz
+from ml_math_nn.runs.persistence import load_model, read_archive
 from ml_math_nn.runs.training import Interrupted, run_training
 from ml_math_nn.train import Trainer, TrainingDiverged
 
@@ -91,13 +91,13 @@ def test_train_time_counts_the_training_loop_only(tmp_path: Path, monkeypatch: p
 
     def slow_load(config: TrainConfig) -> Dataset:
         clock[0] += 100.0
-        return load_dataset(config)
+        return load_configured_dataset(config)
 
     def tick(trainer: Trainer, record: dict[str, float]) -> None:
         clock[0] += 1.0
 
     monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
-    monkeypatch.setattr(builders, "load_dataset", slow_load)
+    monkeypatch.setattr(builders, "load_configured_dataset", slow_load)
     summary = run_training(TrainConfig(hidden=(8,), epochs=3), tmp_path, callbacks=[tick], **QUIET).summary
     assert (summary["load_time_s"], summary["train_time_s"], summary["wall_time_s"]) == (100.0, 3.0, 103.0)
 
@@ -231,7 +231,7 @@ def test_training_killed_while_checkpointing_keeps_model_and_resumes_exactly(tmp
     proc.wait()
     assert saving, "the run ended before a checkpoint was seen being written"
     assert (out / "model.npz").read_bytes() == previous
-    _, meta = read_npz(out / "checkpoint.npz", CHECKPOINT, CHECKPOINT_VERSION)  # complete, checksum verified
+    _, meta = read_archive(out / "checkpoint.npz", CHECKPOINT, CHECKPOINT_VERSION)  # complete, checksum verified
     assert 1 <= meta["epoch"] < config.epochs
     resumed = run_training(config, out, resume=True, **QUIET)
     assert resumed.history == whole.history
@@ -272,7 +272,7 @@ def test_crafted_optimizer_state_is_refused(change: str, tmp_path: Path) -> None
     import json
 
     from ml_math_nn.runs.checkpoint import FILE
-    from ml_math_nn.runs.persistence import META_KEY, ModelFileError, checksum, write_npz
+    from ml_math_nn.runs.persistence import META_KEY, ModelFileError, checksum, write_archive
 
     config = TrainConfig(hidden=(8,), optimizer="adam", epochs=1, checkpoint_every=1)
     run_training(config, tmp_path, **QUIET)
@@ -288,7 +288,7 @@ def test_crafted_optimizer_state_is_refused(change: str, tmp_path: Path) -> None
         del arrays["opt/m/0.W"]
     else:
         arrays["opt/m/9.W"] = m
-    write_npz(tmp_path / FILE, arrays, {**meta, "checksum": checksum(arrays)})
+    write_archive(tmp_path / FILE, arrays, {**meta, "checksum": checksum(arrays)})
     message = {
         "shape": r"optimizer state 'm/0.W' has shape \(63, 8\) and dtype float32, expected \(64, 8\) and float32",
         "dtype": "optimizer state 'm/0.W' has shape .* and dtype float64, expected .* and float32",

@@ -1,7 +1,7 @@
 """Checkpoints: the full state of a training run, so it can stop and resume exactly.
 
 A checkpoint is one file, ``checkpoint.npz`` in the run directory, written atomically
-like a model (:func:`ml_math_nn.persistence.write_npz`): no pickles, a checksum, and the
+like a model (:func:`ml_math_nn.runs.persistence.write_archive`): no pickles, a checksum, and the
 non-array state as JSON inside it.  It holds, at the end of an epoch,
 
 * the network's parameters and buffers (``net/<name>``);
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._types import Array
-from .persistence import ModelFileError, checksum, read_npz, write_npz
+from .persistence import ModelFileError, checksum, read_archive, write_archive
 from ..schedules import Schedule
 from ..train import EarlyStopping, Trainer
 
@@ -73,14 +73,14 @@ def save_checkpoint(directory: str | Path, run: RunState) -> Path:
         "checksum": checksum(arrays),
     }
     path = Path(directory) / FILE
-    write_npz(path, arrays, meta)
+    write_archive(path, arrays, meta)
     return path
 
 
 def load_checkpoint(directory: str | Path, run: RunState) -> int:
     """Restore ``run`` from ``directory/checkpoint.npz``; returns the epoch it continues from."""
     path = Path(directory) / FILE
-    arrays, meta = read_npz(path, FORMAT, VERSION)
+    arrays, meta = read_archive(path, FORMAT, VERSION)
     trainer = run.trainer
     try:
         net = {k.removeprefix("net/"): v for k, v in arrays.items() if k.startswith("net/")}

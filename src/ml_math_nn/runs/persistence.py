@@ -114,7 +114,7 @@ class Model:
         return self.scaler.transform(X) if self.scaler is not None else X
 
 
-def write_npz(path: str | Path, arrays: Mapping[str, Array], meta: Mapping[str, Any]) -> None:
+def write_archive(path: str | Path, arrays: Mapping[str, Array], meta: Mapping[str, Any]) -> None:
     """Atomically write ``arrays`` plus ``meta`` (JSON, stored as bytes under ``__meta__``)."""
     if META_KEY in arrays:
         raise ValueError(f"{META_KEY!r} is a reserved array name")
@@ -124,8 +124,8 @@ def write_npz(path: str | Path, arrays: Mapping[str, Array], meta: Mapping[str, 
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def read_npz(path: str | Path, fmt: str, version: int) -> tuple[dict[str, Array], dict[str, Any]]:
-    """Read a file from :func:`write_npz`: no pickles, its format checked, its checksum verified."""
+def read_archive(path: str | Path, fmt: str, version: int) -> tuple[dict[str, Array], dict[str, Any]]:
+    """Read a file from :func:`write_archive`: no pickles, its format checked, its checksum verified."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
@@ -185,14 +185,14 @@ def save_model(directory: str | Path, model: Model) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     arrays = model.arrays()
     meta = model_meta(model, arrays)
-    write_npz(directory / WEIGHTS, arrays, meta)
+    write_archive(directory / WEIGHTS, arrays, meta)
     write_text(directory / CONFIG, json.dumps(meta, indent=2) + "\n")
 
 
 def load_model(directory: str | Path) -> Model:
     """Load a model saved by :func:`save_model`, verifying everything it reads."""
     path = Path(directory) / WEIGHTS
-    loaded, config = read_npz(path, FORMAT, VERSION)
+    loaded, config = read_archive(path, FORMAT, VERSION)
     try:
         network = Network.from_config(config["network"])
         class_names = [str(c) for c in config["class_names"]]
