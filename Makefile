@@ -18,9 +18,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-# Speed against scikit-learn and PyTorch (see BENCHMARKS.md); BENCH_ARGS=--quick for a short check.
+# Speed against scikit-learn and PyTorch, and start-up time (see BENCHMARKS.md);
+# BENCH_ARGS=--quick for a short check.  The harness lives in benchmarks/, outside the library.
 bench: $(VENV)/.installed
-	$(PY) -m ml_math_nn bench $(BENCH_ARGS)
+	$(PY) benchmarks/harness.py $(BENCH_ARGS)
+	$(PY) benchmarks/import_time.py
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy
