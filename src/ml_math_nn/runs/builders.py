@@ -1,0 +1,205 @@
+"""What a training run is made of, built from its options: the data split and scaled, the
+network, the optimiser, the learning-rate schedule, and the random generators.
+
+The CLI (:mod:`ml_math_nn.runs.training`), the gradient check and the scikit-learn
+estimator build from these same functions, so one set of options means one model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import logging
+import platform
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..data import datasets as data
+from ..gradcheck import Results, check_network, fix_dropout_masks
+from .._types import Array, Labels
+from ..data.augment import random_shifts
+from .checkpoint import Checkpointer, RunState, load_checkpoint
+from .options import TrainConfig
+from ..network import Network, build_mlp
+from ..optim import Optimizer, make_optimizer
+from .persistence import Model, save_model, write_text
+from ..results.plots import write_run_figures
+from ..results.report import write_report
+from ..schedules import Schedule, make_schedule
+from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
+
+
+
+
+@dataclass
+class PreparedData:
+    """A dataset split into train / validation / test and scaled for the network."""
+
+    dataset: data.Dataset
+    scaler: data.Standardizer
+    X_train: Array
+    y_train: Labels
+    X_test: Array
+    y_test: Labels
+    X_val: Array | None = None
+    y_val: Labels | None = None
+
+    def eval_sets(self) -> dict[str, tuple[Array, Labels]]:
+        sets = {"test": (self.X_test, self.y_test)}
+        if self.X_val is not None and self.y_val is not None:
+            sets = {"val": (self.X_val, self.y_val), **sets}
+        return sets
+
+
+def derived_seeds(seed: int) -> dict[str, np.random.SeedSequence]:
+    """Independent streams from the one user seed: each use of randomness gets its own."""
+    return dict(zip(("val_split", "init", "shuffle", "dropout"), np.random.SeedSequence(seed).spawn(4), strict=True))
+
+
+def load_configured_dataset(config: TrainConfig) -> data.Dataset:
+    """The dataset named by ``config.dataset`` (digits, fashion-mnist, mnist, csv:PATH, npz:PATH)."""
+    return data.load_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        test_file=config.test_file,
+        test_size=config.test_size,
+        seed=config.seed,
+        label_column=config.label_column,
+        subset=config.subset,
+    )
+
+
+def validation_split(X: Array, y: Labels, val_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
+    """Stratified ``(X_train, X_val, y_train, y_val)``, drawn from the seed's ``val_split`` stream."""
+    split_seed: int = derived_seeds(seed)["val_split"].generate_state(1).tolist()[0]
+    try:
+        return data.split(X, y, val_size, split_seed)
+    except ValueError as e:  # scikit-learn's message alone would not say which split
+        raise ValueError(f"val_size {val_size:g}: cannot split a validation set off {len(y)} samples: {e}") from None
+
+
+def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> PreparedData:
+    """Load (unless given), carve the validation split, fit the scaling on training rows only."""
+    dataset = dataset if dataset is not None else load_configured_dataset(config)
+    dtype = np.dtype(config.dtype)
+    X_train, y_train, X_val, y_val = dataset.X_train, dataset.y_train, None, None
+    if config.val_size > 0:
+        X_train, X_val, y_train, y_val = validation_split(X_train, y_train, config.val_size, config.seed)
+    scaler = data.Standardizer.fit(X_train, dtype, per_feature=dataset.image_shape is None)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(dataset.X_test)
+    X_val = None if X_val is None else scaler.transform(X_val)
+    # The run keeps only the scaled arrays: the raw ones (e.g. 60,000 uint8 images) are
+    # dropped here, so the data is held once.  Empty copies keep the feature count and
+    # dtype (an empty slice would be a view that keeps the whole raw array alive).
+    empty = {name: np.empty_like(getattr(dataset, name)[:0]) for name in ("X_train", "X_test")}
+    raw_free = dataclasses.replace(dataset, **empty)
+    return PreparedData(raw_free, scaler, X_train, y_train, X_test, dataset.y_test, X_val, y_val)
+
+
+def run_generators(seed: int) -> dict[str, np.random.Generator]:
+    """The generators a training run draws from while it trains (saved in checkpoints)."""
+    seeds = derived_seeds(seed)
+    return {"shuffle": np.random.default_rng(seeds["shuffle"]), "dropout": np.random.default_rng(seeds["dropout"])}
+
+
+def build_network(
+    config: TrainConfig, n_features: int, n_classes: int, dropout_rng: np.random.Generator | None = None
+) -> Network:
+    """The network ``config`` describes, initialised from the seed's ``init`` stream.
+
+    Its dropout layers (if any) draw from ``dropout_rng`` (default: the seed's own stream).
+    Widths too large to allocate raise ``ValueError`` naming ``--hidden``: an input error.
+    """
+    seeds = derived_seeds(config.seed)
+    dtype = np.dtype(config.dtype)
+    try:
+        network = build_mlp(
+            n_features,
+            config.hidden,
+            n_classes,
+            np.random.default_rng(seeds["init"]),
+            config.activations,
+            dtype,
+            dropout=config.dropout,
+            batch_norm=config.batch_norm,
+            init=config.init,
+            l2=config.l2,
+        )
+    except MemoryError:
+        widths = [n_features, *config.hidden, n_classes]
+        weights = sum(a * b for a, b in pairwise(widths))
+        raise ValueError(
+            f"--hidden {','.join(map(str, config.hidden))}: the weight matrices hold {weights:,} numbers "
+            f"({weights * dtype.itemsize / 2**30:,.1f} GiB as {dtype}), more than memory can hold"
+        ) from None
+    network.set_rng(dropout_rng or run_generators(config.seed)["dropout"])
+    return network
+
+
+def build_optimizer(config: TrainConfig) -> Optimizer:
+    """The optimiser of ``config`` with the options that apply to it."""
+    betas = (config.beta1, config.beta2)
+    options: dict[str, dict[str, Any]] = {
+        "sgd": {"momentum": config.momentum, "nesterov": config.nesterov, "weight_decay": config.weight_decay},
+        "adam": {"betas": betas, "weight_decay": config.weight_decay},
+        "adamw": {"betas": betas, "weight_decay": config.weight_decay},
+        "rmsprop": {"momentum": config.momentum, "weight_decay": config.weight_decay},
+        "adagrad": {"weight_decay": config.weight_decay},
+    }
+    return make_optimizer(config.optimizer, config.lr, **options[config.optimizer])
+
+
+def build_schedule(config: TrainConfig, optimizer: Optimizer) -> Schedule:
+    options: dict[str, dict[str, Any]] = {
+        "constant": {},
+        "step": {"step_size": config.step_size, "gamma": config.gamma},
+        "exponential": {"gamma": config.gamma},
+        "cosine": {"t_max": max(config.epochs - config.warmup_epochs, 1), "eta_min": config.min_lr},
+        "plateau": {"factor": config.gamma, "patience": config.plateau_patience, "min_lr": config.min_lr},
+    }
+    return make_schedule(config.schedule, optimizer, warmup_epochs=config.warmup_epochs, **options[config.schedule])
+
+
+class ScheduleStep(Callback):
+    """Steps a learning-rate schedule after every epoch (on ``monitor`` for reduce-on-plateau)."""
+
+    def __init__(self, schedule: Schedule, monitor: str = "val_loss") -> None:
+        self.schedule, self.monitor = schedule, monitor
+
+    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
+        record["lr"] = trainer.optimizer.lr
+        self.schedule.step(record.get(self.monitor))
+
+
+def check_config(config: TrainConfig, samples: int = 8, h: float = 1e-6) -> Results:
+    """:func:`check_network` on the network that ``ml-math-nn train`` builds from ``config``.
+
+    The network is built from ``config`` (architecture, initialiser, seed, L2) but in
+    float64 whatever ``config.dtype``: float32 rounding of the loss (about 1e-7 of it),
+    divided by :math:`2h`, would swamp the differences being measured.  The batch is the first ``samples`` rows of the
+    scaled training split; dropout masks are fixed, drawn from the seed's dropout stream.
+    """
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    if not h > 0:
+        raise ValueError(f"--step must be > 0, got {h}")
+    config = config.merged({"dtype": "float64"}, "gradcheck")
+    data = prepare_data(config)
+    x, y = data.X_train[:samples], data.y_train[:samples]
+    network = build_network(config, data.dataset.n_features, data.dataset.n_classes)
+    fix_dropout_masks(network, len(x), run_generators(config.seed)["dropout"])
+    return check_network(network, x, y, h)

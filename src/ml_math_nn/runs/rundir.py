@@ -1,0 +1,121 @@
+"""A run directory: creating it, and the files that record a run (metrics.csv, the
+per-epoch line, peak memory), written so that a failure to write is a run failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import logging
+import platform
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..data import datasets as data
+from .._types import Array, Labels
+from ..data.augment import random_shifts
+from .checkpoint import Checkpointer, RunState, load_checkpoint
+from .options import TrainConfig
+from ..network import Network, build_mlp
+from ..optim import Optimizer, make_optimizer
+from .persistence import Model, save_model, write_text
+from ..results.plots import write_run_figures
+from ..results.report import write_report
+from ..schedules import Schedule, make_schedule
+from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
+
+
+
+
+METRIC_COLUMNS = ["epoch", "train_loss", "test_loss", "train_acc", "test_acc"]
+
+
+def peak_memory_mb() -> float | None:
+    """Peak resident memory of this process so far, in MiB (None where unsupported)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
+
+
+def fresh_run_dir(root: str | Path = "runs", name: str = "digits") -> Path:
+    """A new directory ``root/<timestamp>-<name>`` (suffixed ``-2``, ``-3``... if taken)."""
+    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{name}"
+    root = Path(root)
+    for i in range(1, 1000):
+        candidate = root / (stem if i == 1 else f"{stem}-{i}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a fresh run directory under {root}")
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` if needed and check it is a writable directory."""
+    if not str(out_dir):  # Path("") would silently mean the working directory
+        raise ValueError("--out: empty path")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise type(e)(f"--out {out}: cannot create ({e.strerror})") from None
+    probe = out / ".write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"--out {out}: not writable ({e.strerror})") from None
+    return out
+
+
+def metrics_csv(history: list[EpochRecord]) -> str:
+    """One row per epoch, the columns of :data:`METRIC_COLUMNS` (plus any extra metrics)."""
+    columns = METRIC_COLUMNS + [k for k in (history[0] if history else {}) if k not in METRIC_COLUMNS]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    for record in history:
+        writer.writerow({k: int(v) if k == "epoch" else repr(float(v)) for k, v in record.items()})
+    return buf.getvalue()
+
+
+def format_record(record: EpochRecord, epochs: int) -> str:
+    """The one-line report of an epoch: every loss and accuracy of the record."""
+    parts = [f"epoch {int(record['epoch']):>{len(str(epochs))}}/{epochs}"]
+    for metric in ("loss", "acc"):
+        parts += [f"{k} {v:.4f}" for k, v in record.items() if k.endswith(f"_{metric}")]
+    return "  ".join(parts)
+
+
+class RunFailed(Exception):
+    """A run that had started could not go on, e.g. its files could not be written (disk
+    full): a failure during the run (exit status 1), not an input error."""
+
+
+@contextlib.contextmanager
+def failing_run() -> Iterator[None]:
+    """Re-raise an ``OSError`` (of writing the run's files) as :class:`RunFailed`."""
+    try:
+        yield
+    except OSError as e:
+        raise RunFailed(str(e)) from e

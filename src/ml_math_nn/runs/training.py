@@ -1,0 +1,203 @@
+"""A complete training run: data, model, training, and the run directory's records.
+
+Data flows one way: :mod:`~ml_math_nn.data` -> :mod:`~ml_math_nn.network` ->
+:mod:`~ml_math_nn.train` -> the files written here (metrics.csv, summary.json, the model,
+the plots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import logging
+import platform
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..data import datasets as data
+from .._types import Array, Labels
+from ..data.augment import random_shifts
+from .checkpoint import Checkpointer, RunState, load_checkpoint
+from .options import TrainConfig
+from .builders import ScheduleStep, build_network, build_optimizer, build_schedule, prepare_data, run_generators
+from .rundir import RunFailed, failing_run, format_record, fresh_run_dir, metrics_csv, peak_memory_mb, prepare_out_dir
+from ..network import Network, build_mlp
+from ..optim import Optimizer, make_optimizer
+from .persistence import Model, save_model, write_text
+from ..results.plots import write_run_figures
+from ..results.report import write_report
+from ..schedules import Schedule, make_schedule
+from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
+
+log = logging.getLogger(__name__)
+
+
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    model: Model
+    history: list[EpochRecord]
+    summary: dict[str, Any]
+
+
+def run_training(
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    report: Callable[[str], None] = print,
+    callbacks: Sequence[Callable[[Trainer, EpochRecord], None]] = (),
+    dataset: data.Dataset | None = None,
+    resume: bool = False,
+    on_batch: Callable[[Trainer, dict[str, float]], None] | None = None,
+    html_report: bool = False,
+) -> RunResult:
+    """Train the model ``config`` describes and write every record of the run into ``out_dir``.
+
+    ``report`` receives one line per epoch (pass ``lambda s: None`` for silence);
+    ``callbacks`` run after each epoch besides the run's own (schedule, early stopping,
+    checkpoints), ``on_batch`` after every update (see :attr:`Trainer.on_batch`).  With
+    ``resume``, training continues from ``out_dir/checkpoint.npz``; ``html_report`` also
+    writes ``report.html``.
+    Ctrl-C (SIGINT) ends the current epoch, saves a checkpoint and raises
+    :class:`Interrupted`; a second Ctrl-C stops at once.  Bad input raises ``ValueError``
+    or ``OSError`` before training starts; an ``OSError`` after that (a file of the run
+    that cannot be written) is raised as :class:`RunFailed`.
+    """
+    start = time.perf_counter()
+    prepared = prepare_data(config, dataset)
+    load_seconds = time.perf_counter() - start
+    ds = prepared.dataset
+    # Built before the run directory, so that a width too large to allocate leaves no directory.
+    rngs = run_generators(config.seed)
+    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"])
+    out = prepare_out_dir(out_dir) if out_dir is not None else fresh_run_dir("runs", ds.name)
+    with failing_run():
+        write_text(out / "config.toml", config.to_toml())
+
+    optimizer = build_optimizer(config)
+    augment = None
+    if config.augment:
+        if ds.image_shape is None:
+            raise ValueError(f"--augment shifts images, but dataset {ds.name!r} is not an image dataset")
+        blank = float(prepared.scaler.transform(np.zeros((1, ds.n_features)))[0, 0])
+        augment = random_shifts(ds.image_shape, blank)
+    trainer = Trainer(
+        network, optimizer, config.batch_size, rngs["shuffle"], clip_norm=config.clip_norm, augment=augment
+    )
+    trainer.on_batch = on_batch
+    stopper = EarlyStopping(config.monitor, config.patience) if config.early_stopping else None
+    schedule = build_schedule(config, optimizer)
+    run = RunState(trainer, schedule, stopper, rngs)
+    if resume:
+        epoch = load_checkpoint(out, run)
+        log.info("resuming %s after epoch %d of %d", out, epoch, config.epochs)
+    run_callbacks: list[Callable[[Trainer, EpochRecord], None]] = [ScheduleStep(schedule)]
+    run_callbacks += [stopper] if stopper is not None else []
+    run_callbacks += [Checkpointer(out, run, config.checkpoint_every)]
+    run_callbacks += [lambda _, record: report(format_record(record, config.epochs)), *callbacks]
+    model = Model(network, ds.class_names, prepared.scaler, {"dataset": ds.name, "config": config.to_dict()})
+    status = "failed"
+    fit_start = time.perf_counter()
+    with failing_run():
+        try:
+            # A diverging loss stops training with one message naming the epoch and batch;
+            # numpy's overflow warnings on the way there would only repeat it as noise.
+            with stop_on_interrupt(trainer), np.errstate(over="ignore", invalid="ignore"):
+                trainer.fit(prepared.X_train, prepared.y_train, config.epochs, prepared.eval_sets(), run_callbacks)
+            status = "interrupted" if trainer.interrupted else "completed"
+        except TrainingDiverged:
+            status = "diverged"
+            raise
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            # Records of what happened are always written; the model only when training
+            # completed, so a diverged or interrupted run never overwrites a good model.
+            history = trainer.history
+            train_seconds = time.perf_counter() - fit_start
+            if status == "completed":
+                save_model(out, model)
+                if history:
+                    write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history)
+            write_text(out / "metrics.csv", metrics_csv(history))
+            summary = {
+                "status": status,
+                "final": {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
+                "epochs_run": len(history),
+                "best_epoch": stopper.best_epoch if stopper is not None else len(history),
+                "config": config.to_dict(),
+                "seed": config.seed,
+                "dataset": {
+                    "name": ds.name,
+                    "n_train": len(prepared.X_train),
+                    "n_test": len(prepared.X_test),
+                    "n_val": 0 if prepared.X_val is None else len(prepared.X_val),
+                    "n_features": ds.n_features,
+                    "n_classes": ds.n_classes,
+                },
+                "n_parameters": int(sum(p.size for _, p, _ in network.parameters())),
+                # Wall time is the whole run; of it, loading is reading, splitting and scaling
+                # the data, and training the fit loop alone (epochs, their evaluation and
+                # callbacks; a resumed run counts only its own epochs).
+                "wall_time_s": round(time.perf_counter() - start, 3),
+                "load_time_s": round(load_seconds, 3),
+                "train_time_s": round(train_seconds, 3),
+                "peak_memory_mb": peak_memory_mb(),
+                "versions": {"ml_math_nn": __version__, "numpy": np.__version__, "python": platform.python_version()},
+            }
+            if stopper is not None and history:
+                best = history[stopper.best_epoch - 1]
+                summary["final"] = {k: v for k, v in best.items() if k != "epoch"}
+            write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if status == "interrupted":
+        raise Interrupted(
+            f"interrupted after epoch {len(history)} of {config.epochs}; checkpoint saved, "
+            f"resume with: ml-math-nn train --resume {out}"
+        )
+    if html_report:
+        with failing_run():
+            write_report([out], out / "report.html")
+    log.debug("wrote run to %s", out)
+    return RunResult(out, model, history, summary)
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C after saving a checkpoint."""
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
+    """While active, the first SIGINT asks ``trainer`` to stop after the current epoch
+    (and checkpoint); a second one raises KeyboardInterrupt at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        trainer.interrupted = trainer.stop = True
+        print("\ninterrupt: finishing this epoch and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
