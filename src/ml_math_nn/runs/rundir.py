@@ -10,9 +10,11 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import platform
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -105,6 +107,36 @@ def format_record(record: EpochRecord, epochs: int) -> str:
     for metric in ("loss", "acc"):
         parts += [f"{k} {v:.4f}" for k, v in record.items() if k.endswith(f"_{metric}")]
     return "  ".join(parts)
+
+
+def write_progress(path: str | Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one rename, without waiting for the disk (no fsync).
+
+    For files rewritten while a run goes on, such as metrics.csv after each epoch: a reader
+    sees the old text or the new one, never half of it; the run's last write of the file
+    goes through :func:`~ml_math_nn.runs.persistence.write_text`, which also syncs.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LiveMetrics(Callback):
+    """Trainer callback: rewrite ``metrics.csv`` after every epoch, so that the run can be
+    watched while it trains (``ml-math-nn serve`` polls the file)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / "metrics.csv"
+
+    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
+        write_progress(self.path, metrics_csv(trainer.history))
 
 
 class RunFailed(Exception):
