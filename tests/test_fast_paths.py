@@ -17,6 +17,7 @@ from ml_math_nn.losses import SoftmaxCrossEntropy
 from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.optim import SGD
 from ml_math_nn.train import Trainer, evaluate
+from test_optim import count_updates
 
 RTOL = 1e-12
 
@@ -184,3 +185,29 @@ def test_float32_learns_digits_as_well_as_float64() -> None:
         accuracy[dtype] = evaluate(net, X_test, data.y_test)[1]
     assert accuracy[np.float32] >= 0.95
     assert abs(accuracy[np.float32] - accuracy[np.float64]) <= 0.01
+
+
+class PerTensorSGD(SGD):
+    """SGD declared not elementwise (unnamed, so not registered): it must get one call per tensor."""
+
+    elementwise = False
+
+
+def test_the_trainer_hands_the_optimiser_the_flat_buffer(rng: np.random.Generator) -> None:
+    """An elementwise rule: one update per batch on the network's flat arrays; any other: one per tensor.
+
+    Both give the same weights to the bit.
+    """
+    X, y = rng.normal(size=(40, 7)), rng.integers(0, 3, size=40)
+    weights = []
+    for cls in (SGD, PerTensorSGD):
+        net = build_mlp(7, (6, 5), 3, np.random.default_rng(3), dtype=np.float64)
+        buffer = net.flat_parameters()
+        assert buffer is not None
+        opt = cls(0.1, momentum=0.9, weight_decay=0.01)
+        shapes = count_updates(opt)
+        Trainer(net, opt, batch_size=8, rng=np.random.default_rng(7), clip_norm=1.0).train_epoch(X, y)
+        expected = [buffer.param.shape] if cls is SGD else [p.shape for _, p, _ in net.parameters()]
+        assert shapes == expected * 5
+        weights.append(buffer.param.copy())
+    assert np.array_equal(weights[0], weights[1])

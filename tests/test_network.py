@@ -12,7 +12,7 @@ from ml_math_nn.gradcheck import check_network
 from ml_math_nn.layers import ELU, BatchNorm, Dense, Dropout, Sigmoid, Tanh
 from ml_math_nn.losses import softmax
 from ml_math_nn.network import Network, build_mlp
-from ml_math_nn.optim import SGD
+from ml_math_nn.optim import SGD, Adam, ParameterBuffer
 from ml_math_nn.runs.persistence import Model, load_model, save_model
 from torch_reference import TOL as TORCH_TOL
 from torch_reference import Twin, rel
@@ -244,34 +244,66 @@ def test_parameters_and_grads_lie_end_to_end(rng: np.random.Generator) -> None:
     before = [p.copy() for layer in layers for p in layer.params.values()]
     net = Network(layers)
     triples = list(net.parameters())
-    for kind in (1, 2):
+    flat = net.flat_parameters()
+    assert isinstance(flat, ParameterBuffer)
+    assert [(n, p.shape) for n, p, _ in triples] == list(flat.layout)
+    for kind, whole in ((1, flat.param), (2, flat.grad)):
         arrays = [t[kind] for t in triples]
-        base = arrays[0].base
-        assert base is not None and base.size == sum(a.size for a in arrays)
-        assert all(a.base is base for a in arrays)
-        starts = [a.__array_interface__["data"][0] for a in arrays]
-        assert starts == [starts[0] + sum(a.nbytes for a in arrays[:i]) for i in range(len(arrays))]
+        assert whole.ndim == 1 and whole.size == sum(a.size for a in arrays)
+        assert all(a is b[kind] for a, b in zip(arrays, flat, strict=True))  # the layers' own arrays
+        assert all(a.base is whole for a in arrays)
+        assert np.array_equal(whole, np.concatenate([a.ravel() for a in arrays]))
+    flat.param[0] = 123.0
+    assert layers[0].params["W"][0, 0] == 123.0
+    flat.param[0] = before[0][0, 0]
     assert all(np.array_equal(p, b) for (_, p, _), b in zip(triples, before, strict=True))
+    assert net.flat_parameters() is flat  # the same buffer every step
     assert "1.running_mean" in net.state() and net.state()["1.running_mean"].base is None  # buffers stay apart
+
+
+def test_a_replaced_layer_array_is_packed_again(rng: np.random.Generator) -> None:
+    """Assigning a new array to a layer (instead of writing into it) cannot leave the buffer stale."""
+    net = build_mlp(6, (5,), 4, rng)
+    W = rng.normal(size=(6, 5)).astype(np.float32)
+    net.layers[0].params["W"] = W.copy()
+    flat = net.flat_parameters()
+    assert flat is not None and np.array_equal(flat.param[: W.size], W.ravel())
+    assert net.layers[0].params["W"].base is flat.param
+    x, y = batch(rng)
+    net.loss_and_grads(x.astype(np.float32), y)
+    SGD(0.1).step(flat)
+    assert not np.array_equal(net.layers[0].params["W"], W)
+
+
+def test_a_layer_used_twice_gets_no_flat_buffer(rng: np.random.Generator) -> None:
+    """parameters() yields a shared layer's tensors once per use; a flat update would update them once."""
+    shared = Dense(5, 5, rng=rng)
+    net = Network([Dense(6, 5, rng=rng), shared, Tanh(), shared, Dense(5, 4, rng=rng)])
+    assert net.flat_parameters() is None
+    assert [name for name, _, _ in net.parameters()] == ["0.W", "0.b", "1.W", "1.b", "3.W", "3.b", "4.W", "4.b"]
 
 
 def test_unpickled_network_is_laid_out_again(rng: np.random.Generator) -> None:
     import pickle
 
-    net = pickle.loads(pickle.dumps(build_mlp(6, (5,), 4, rng)))
-    params = [p for _, p, _ in net.parameters()]
-    assert params[0].base is not None and all(p.base is params[0].base for p in params)
+    original = build_mlp(6, (5,), 4, rng)
+    net = pickle.loads(pickle.dumps(original))
+    flat = net.flat_parameters()
+    assert flat is not None and np.array_equal(flat.param, original.flat_parameters().param)  # type: ignore[union-attr]
+    assert all(p is q for (_, p, _), (_, q, _) in zip(net.parameters(), flat, strict=True))
     x, y = batch(rng)
-    opt = SGD(0.1)
     net.loss_and_grads(x.astype(np.float32), y)
-    opt.step(net.parameters())
-    assert opt._run is not None
+    original.loss_and_grads(x.astype(np.float32), y)
+    Adam(0.1).step(flat)
+    Adam(0.1).step(original.parameters())
+    for (_, p, _), (_, q, _) in zip(net.parameters(), original.parameters(), strict=True):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_mixed_dtypes_are_left_apart_and_still_train(rng: np.random.Generator) -> None:
     layers = [Dense(6, 5, rng=rng, dtype=np.float64), Dense(5, 4, rng=rng, dtype=np.float32)]
     net = Network(layers, dtype=np.float64)
-    assert all(p.base is None for _, p, _ in net.parameters())
+    assert all(p.base is None for _, p, _ in net.parameters()) and net.flat_parameters() is None
     x, y = batch(rng)
     before = layers[1].params["W"].copy()
     net.loss_and_grads(x, y)

@@ -207,7 +207,18 @@ def test_every_name_builds() -> None:
     required = {"step": {"step_size": 2}, "exponential": {"gamma": 0.9}, "cosine": {"t_max": 5}}
     for name in SCHEDULES:
         opt = make_optimizer("adam", 0.01)
-        assert make_schedule(name, opt, **required.get(name, {})).lr == 0.01
+        schedule = make_schedule(name, opt, **required.get(name, {}))
+        assert schedule.lr == 0.01 and schedule.config()["type"] == name
+
+
+def test_a_schedule_registers_itself_by_name() -> None:
+    """The registry is read-only and lists the named classes; Warmup, a wrapper, has no name."""
+    assert list(SCHEDULES) == ["constant", "step", "exponential", "cosine", "plateau"]
+    assert "warmup" not in SCHEDULES and not Warmup.name
+    with pytest.raises(TypeError):
+        SCHEDULES["warmup"] = Warmup  # type: ignore[index]
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'linear'; choose one of: constant, step,"):
+        make_schedule("linear", SGD(LR))
 
 
 @pytest.mark.parametrize(

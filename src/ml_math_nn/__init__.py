@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "AdamW": "optim",
     "RMSprop": "optim",
     "AdaGrad": "optim",
+    "Lion": "optim",
     "clip_grad_norm": "optim",
     "make_optimizer": "optim",
     "Schedule": "schedules",
@@ -74,6 +75,7 @@ __all__ = [
     "GELU",
     "Layer",
     "LeakyReLU",
+    "Lion",
     "MLPClassifier",
     "Model",
     "Network",
@@ -122,7 +124,7 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
     from .losses import SoftmaxCrossEntropy, log_softmax, softmax
     from .network import Network, build_mlp
-    from .optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, make_optimizer
+    from .optim import SGD, AdaGrad, Adam, AdamW, Lion, Optimizer, RMSprop, clip_grad_norm, make_optimizer
     from .runs.options import TrainConfig, load_config
     from .runs.persistence import Model, load_model, save_model
     from .schedules import Schedule, make_schedule

@@ -5,8 +5,10 @@ runs them in reverse from ``dL/dlogits``.  Gradients are stored in each layer; a
 optimiser then updates ``network.parameters()`` in place (two separate steps).
 
 The network lays all its layers' parameters end to end in one buffer and their gradients
-in another (each layer's arrays become views of them), so that an optimiser can update
-every parameter in one pass over one array (see :meth:`ml_math_nn.optim.Optimizer.step`).
+in another (each layer's arrays become views of them) and hands both out as a
+:class:`~ml_math_nn.optim.ParameterBuffer` (:meth:`Network.flat_parameters`), so that an
+elementwise optimiser can update every parameter in one pass over one array (see
+:meth:`ml_math_nn.optim.Optimizer.step`).
 
 The objective minimised is the mean cross-entropy plus an optional L2 penalty on the
 weight matrices of the dense layers (not on biases, nor on batch-norm parameters):
@@ -30,6 +32,7 @@ from . import init as initializers
 from ._types import Array, Labels
 from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
+from .optim import ParameterBuffer
 
 ACTIVATIONS: dict[str, Callable[[], Layer]] = {
     "relu": ReLU,
@@ -71,21 +74,44 @@ class Network:
         Arrays of mixed dtypes are left as they are (an optimiser then updates them one by one).
         """
         layers = list(dict.fromkeys(self.layers))  # a layer used twice is packed once
-        for kind in ("params", "grads"):
-            arrays = [(getattr(layer, kind), key) for layer in layers for key in getattr(layer, kind)]
-            dtypes = {d[key].dtype for d, key in arrays}
-            if len(dtypes) != 1:
-                continue
-            flat = np.empty(sum(d[key].size for d, key in arrays), dtype=dtypes.pop())
-            start = 0
-            for d, key in arrays:
-                view = flat[start : start + d[key].size].reshape(d[key].shape)
-                view[...] = d[key]
-                d[key], start = view, start + view.size
+        first = {id(layer): i for i, layer in reversed(list(enumerate(self.layers)))}
+        places = [(layer, key) for layer in layers for key in layer.params]
+        tensors = [(f"{first[id(layer)]}.{key}", layer.params[key], layer.grads[key]) for layer, key in places]
+        self._buffer: ParameterBuffer | None = None
+        if not tensors or len({a.dtype for _, p, g in tensors for a in (p, g)}) != 1:
+            return
+        self._buffer = ParameterBuffer.pack(tensors)
+        for (layer, key), (_, param, grad) in zip(places, self._buffer, strict=True):
+            layer.params[key], layer.grads[key] = param, grad
+        self._placed = [(layer.params, layer.grads, key) for layer, key in places]
+        self._shared_layers = len(layers) != len(self.layers)
+
+    def flat_parameters(self) -> ParameterBuffer | None:
+        """Every parameter end to end in one flat array and every gradient in another.
+
+        The buffer's tensors are the layers' own arrays (the same objects that
+        :meth:`parameters` yields, under the same names), so an optimiser that updates the
+        flat array updates the layers.  ``None`` when the parameters do not lie in one
+        buffer: mixed dtypes, or a layer used twice (whose tensors :meth:`parameters`
+        yields, and an optimiser updates, once per use).  A layer array replaced since
+        the packing (rather than written into) is packed again first, values kept.
+        """
+        if self._buffer is None or self._shared_layers:
+            return None
+        if not all(
+            params[key] is param and grads[key] is grad
+            for (params, grads, key), (_, param, grad) in zip(self._placed, self._buffer.tensors, strict=True)
+        ):
+            self._pack()
+        return self._buffer
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The buffer is the layers' arrays again; pickle stores each view as an array of its own.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_buffer", "_placed", "_shared_layers")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._pack()  # pickle stores each view as an array of its own
+        self._pack()
 
     @property
     def l2(self) -> float:

@@ -1,31 +1,41 @@
 r"""Optimisers: turn stored gradients into parameter updates.
 
-Every optimiser has one interface, ``step(parameters)``, where ``parameters`` yields
-``(name, param, grad)`` triples (see :meth:`ml_math_nn.network.Network.parameters`);
+Every optimiser has one interface, :meth:`Optimizer.step`, which takes either
+``(name, param, grad)`` triples (see :meth:`ml_math_nn.network.Network.parameters`) or a
+:class:`ParameterBuffer` (see :meth:`ml_math_nn.network.Network.flat_parameters`);
 ``param`` is updated in place and ``grad`` is only read.  Computing gradients and applying
 updates are separate steps: the network fills the grads, :meth:`Optimizer.step` uses them.
 
 Notation shared by the docstrings: :math:`\theta` a parameter, :math:`g_t` its gradient at
 step :math:`t = 1, 2, \dots`, :math:`\eta` the learning rate ``lr`` (which a learning-rate
 schedule may change between steps, see :mod:`ml_math_nn.schedules`) and :math:`\lambda`
-the weight decay.  Every update rule, default and placement of :math:`\epsilon` is
-PyTorch's (``torch.optim``), so the tests can compare the two to rounding error.
+the weight decay.  Every update rule that PyTorch has (``torch.optim``) follows it, default
+and placement of :math:`\epsilon` included, so the tests can compare the two to rounding
+error; :class:`Lion`, which PyTorch lacks, follows its paper.
 
-Per-parameter state (moment estimates, momentum buffers) lives in ``self.state`` as plain
-arrays keyed by the parameter's name.  :meth:`Optimizer.state_dict` flattens it to
-``{"t": ..., "lr": ..., "<slot>/<parameter name>": array}``, which ``np.savez`` stores
-without pickle, and :meth:`Optimizer.load_state_dict` restores it.
+**The rule and its arrays.**  A subclass implements :meth:`Optimizer.update`, the rule
+applied to one array of parameters and its gradient.  It finds its state (moment
+estimates, momentum buffers) and reusable scratch arrays in the :class:`Workspace` it is
+handed, so the same code serves one tensor or many laid end to end.  The state lives in
+``self.state`` as one array per ``"<slot>/<parameter name>"``; :meth:`Optimizer.state_dict`
+flattens it to ``{"t": ..., "lr": ..., "<slot>/<parameter name>": array}``, which
+``np.savez`` stores without pickle, and :meth:`Optimizer.load_state_dict` restores it.
 
-Each update works in place through one scratch array per parameter, allocated on the
-first step and reused (it is not state and is never saved), so a step allocates nothing:
-a fresh temporary the size of a large parameter costs page faults on every step.
+**The flat update is a contract.**  A class that sets :attr:`Optimizer.elementwise` states
+that its rule treats every element on its own (the same operations on each element, state
+included).  Only such an optimiser, handed a :class:`ParameterBuffer`, updates all the
+parameters in one call on the two flat arrays: a handful of numpy calls per step instead
+of a handful per tensor, with the same numbers to the bit (each element goes through the
+same operations).  Its state arrays are then views of flat state arrays, still one per
+``"<slot>/<parameter name>"``.  Any other rule (a per-tensor norm, a trust ratio, an
+orthogonalisation) gets one :meth:`~Optimizer.update` call per tensor, whatever the memory
+layout.
 
-Every update rule here is elementwise, so when the parameters lie end to end in one
-buffer and their gradients in another (as :class:`~ml_math_nn.network.Network` lays them
-out), :meth:`Optimizer.step` updates all of them as one flat array: a handful of numpy
-calls per step instead of a handful per parameter.  The state arrays are then views of
-flat state arrays, still one per ``"<slot>/<parameter name>"``, and the numbers are the
-same to the bit (each element goes through the same operations).
+**Allocation.**  The scratch arrays are allocated on the first step and reused (they are not
+state and are never saved or pickled), so from the second step on a step allocates no
+array the size of a parameter: a fresh temporary the size of a large parameter costs page
+faults on every step.  Only a few small Python objects are made per tensor updated on its
+own (none per flat update).
 """
 
 from __future__ import annotations
@@ -37,14 +47,15 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from ._registry import Registry
 from ._types import Array
 
 Parameters = Iterable[tuple[str, Array, Array]]
 T = TypeVar("T")
 StateDict = dict[str, Array | float]
 """Flat optimiser state: ``"t"``, ``"lr"`` and one array per ``"<slot>/<parameter name>"``."""
-FLAT = "<all>"
-"""The name :meth:`Optimizer.step` passes to ``update`` for all parameters as one flat array."""
+Layout = tuple[tuple[str, tuple[int, ...]], ...]
+"""Each tensor's name and shape, in the order they lie in a :class:`ParameterBuffer`."""
 
 
 def _check_unit_interval(value: float, what: str) -> None:
@@ -53,21 +64,202 @@ def _check_unit_interval(value: float, what: str) -> None:
         raise ValueError(f"{what} must be in [0, 1), got {value}")
 
 
+def _check_betas(betas: Sequence[float], what: str) -> list[float]:
+    """Two coefficients in [0, 1), as a list (as they read back from JSON)."""
+    if len(betas) != 2:
+        raise ValueError(f"{what} betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas, start=1):
+        _check_unit_interval(beta, f"{what} beta{i}")
+    return [float(beta) for beta in betas]
+
+
+class ParameterBuffer:
+    r"""Every parameter end to end in one 1-D array, every gradient in another.
+
+    This is the contract of the flat update: a model that lays out its parameters this
+    way hands the buffer to :meth:`Optimizer.step`; an elementwise optimiser updates
+    :attr:`param` from :attr:`grad` in one pass, any other iterates the buffer, which
+    yields each tensor's ``(name, param, grad)`` as views of the two flat arrays.
+
+    Parameters
+    ----------
+    layout : sequence of (str, tuple of int)
+        Each tensor's name (unique) and shape, in order: tensor :math:`i` occupies
+        elements :math:`o_i \dots o_i + n_i - 1` of both flat arrays, with
+        :math:`o_i = \sum_{j<i} n_j` and :math:`n_i` its number of elements.
+    dtype : numpy dtype
+        Of the parameters and of the gradients.
+
+    Attributes
+    ----------
+    param, grad : numpy.ndarray
+        The two flat arrays (1-D, contents undefined until written, see :meth:`pack`).
+    layout : tuple of (str, tuple of int)
+        As given.
+    tensors : tuple of (str, numpy.ndarray, numpy.ndarray)
+        Each tensor's name and its views of :attr:`param` and :attr:`grad`, shaped as the
+        tensor; the model makes these views its own arrays.
+    """
+
+    def __init__(self, layout: Iterable[tuple[str, Sequence[int]]], dtype: np.dtype[Any] | type) -> None:
+        self.layout: Layout = tuple((str(name), tuple(int(n) for n in shape)) for name, shape in layout)
+        names = [name for name, _ in self.layout]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ParameterBuffer: tensor names must be unique, got {names}")
+        size = sum(math.prod(shape) for _, shape in self.layout)
+        self.param: Array = np.empty(size, dtype=dtype)
+        self.grad: Array = np.empty(size, dtype=dtype)
+        self.tensors = tuple(
+            (name, param, grad)
+            for (name, _), param, grad in zip(self.layout, self.views(self.param), self.views(self.grad), strict=True)
+        )
+
+    @classmethod
+    def pack(cls, tensors: Iterable[tuple[str, Array, Array]]) -> ParameterBuffer:
+        """A buffer holding copies of the values of ``(name, param, grad)`` triples of one dtype."""
+        tensors = list(tensors)
+        dtypes = {a.dtype for _, param, grad in tensors for a in (param, grad)}
+        if len(dtypes) != 1:
+            raise ValueError(
+                f"ParameterBuffer.pack: the parameters and grads need one dtype, got {sorted(map(str, dtypes))}"
+            )
+        for name, param, grad in tensors:
+            if param.shape != grad.shape:
+                raise ValueError(f"ParameterBuffer.pack: {name} has shape {param.shape} but its grad {grad.shape}")
+        buffer = cls([(name, param.shape) for name, param, _ in tensors], dtypes.pop())
+        for (_, param, grad), (_, param_view, grad_view) in zip(tensors, buffer.tensors, strict=True):
+            param_view[...], grad_view[...] = param, grad
+        return buffer
+
+    def views(self, flat: Array) -> list[Array]:
+        """``flat`` (1-D, as long as :attr:`param`) cut into one view per tensor, shaped as the tensor."""
+        return _cut(flat, self.layout)
+
+    def __iter__(self) -> Iterator[tuple[str, Array, Array]]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __repr__(self) -> str:
+        return f"ParameterBuffer({len(self)} tensors, {self.param.size} {self.param.dtype} elements)"
+
+
+def _reused(arrays: list[Array], index: int, like: Array) -> Array:
+    """``arrays[index]``, (re)allocated like ``like`` when missing or of another shape or dtype."""
+    while len(arrays) <= index:
+        arrays.append(np.empty_like(like))
+    if arrays[index].shape != like.shape or arrays[index].dtype != like.dtype:
+        arrays[index] = np.empty_like(like)
+    return arrays[index]
+
+
+class Workspace:
+    """The state and scratch arrays one :meth:`Optimizer.update` call works with.
+
+    Shaped like the ``param`` of that call: one tensor's, or all of a
+    :class:`ParameterBuffer`'s as one flat array.  A rule asks for what it needs by name,
+    so it never knows (nor needs to) which of the two it got.
+    """
+
+    def slot(self, slot: str) -> Array:
+        """The state array ``slot`` (one of the optimiser's :attr:`~Optimizer.slots`), zeros at first."""
+        raise NotImplementedError
+
+    def scratch(self, index: int = 0) -> Array:
+        """Reusable scratch array number ``index``: never saved, its contents garbage on entry."""
+        raise NotImplementedError
+
+
+class _TensorWorkspace(Workspace):
+    """One tensor's: its entries of ``optimizer.state`` and its own scratch arrays."""
+
+    __slots__ = ("optimizer", "name", "param")
+
+    def __init__(self, optimizer: Optimizer, name: str, param: Array) -> None:
+        self.optimizer, self.name, self.param = optimizer, name, param
+
+    def slot(self, slot: str) -> Array:
+        return self.optimizer._tensor_slot(self.name, slot, self.param)
+
+    def scratch(self, index: int = 0) -> Array:
+        return _reused(self.optimizer._scratch.setdefault(self.name, []), index, self.param)
+
+
+class _FlatWorkspace(Workspace):
+    """All the tensors of a :class:`ParameterBuffer` layout at once.
+
+    A state slot is one flat array, made on first use from the tensors' state so far;
+    each tensor's entry in ``optimizer.state`` then becomes a view of it.
+    """
+
+    def __init__(self, optimizer: Optimizer, buffer: ParameterBuffer) -> None:
+        self.optimizer, self.layout, self.dtype = optimizer, buffer.layout, buffer.param.dtype
+        self.size = buffer.param.size
+        self.slots: dict[str, Array] = {}
+        self.arrays: list[Array] = []
+
+    def fits(self, buffer: ParameterBuffer) -> bool:
+        """Whether ``buffer`` has this layout and dtype (the same object, usually)."""
+        return (buffer.layout is self.layout or buffer.layout == self.layout) and buffer.param.dtype == self.dtype
+
+    def slot(self, slot: str) -> Array:
+        flat = self.slots.get(slot)
+        if flat is None:
+            flat = np.zeros(self.size, dtype=self.dtype)
+            for (name, _), view in zip(self.layout, _cut(flat, self.layout), strict=True):
+                view[...] = self.optimizer._tensor_slot(name, slot, view)  # the state so far (zeros if none)
+                self.optimizer.state[name][slot] = view
+            self.slots[slot] = flat
+        return flat
+
+    def scratch(self, index: int = 0) -> Array:
+        while len(self.arrays) <= index:
+            self.arrays.append(np.empty(self.size, dtype=self.dtype))
+        return self.arrays[index]
+
+
+def _cut(flat: Array, layout: Layout) -> list[Array]:
+    """``flat`` cut into one view per tensor of ``layout``, in order, shaped as the tensor."""
+    views, start = [], 0
+    for _, shape in layout:
+        size = math.prod(shape)
+        views.append(flat[start : start + size].reshape(shape))
+        start += size
+    return views
+
+
 class Optimizer:
-    r"""Base class: the step counter, learning rate, coupled weight decay and state.
+    r"""Base class: the step counter, learning rate, weight decay, state and the step itself.
+
+    A subclass sets ``name`` (which registers it: :func:`make_optimizer` and
+    ``config()["type"]`` use the name), its state :attr:`slots`, whether its rule is
+    :attr:`elementwise`, and implements :meth:`update`.
 
     Parameters
     ----------
     lr : float
         Learning rate :math:`\eta > 0`; may be changed between steps.
     weight_decay : float
-        :math:`\lambda \ge 0`.  Here it is the coupled (L2) form, added to the gradient,
-        :math:`g_t \leftarrow g_t + \lambda \theta_{t-1}`, as PyTorch does for every
-        optimiser except AdamW (which decouples it, see :class:`AdamW`).
+        :math:`\lambda \ge 0`.  Unless a class says otherwise it is the coupled (L2) form,
+        added to the gradient, :math:`g_t \leftarrow g_t + \lambda \theta_{t-1}`, as PyTorch
+        does for every optimiser except AdamW (which decouples it, see :class:`AdamW`).
     """
 
+    name: ClassVar[str] = ""
+    """The name that selects the class in options (``"adam"``); an unnamed class is not registered."""
+    registry: ClassVar[Registry[type[Optimizer]]] = Registry("optimizer")
+    """Every named optimiser class, by name (see :mod:`ml_math_nn._registry`)."""
     slots: ClassVar[tuple[str, ...]] = ()
     """Names of the per-parameter state arrays this optimiser keeps."""
+    elementwise: ClassVar[bool] = False
+    """Whether :meth:`update` treats each element on its own, so that it may be applied to
+    all the parameters of a :class:`ParameterBuffer` at once (see the module docstring).
+    False unless a class states it: a rule that is not elementwise must leave it False."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.registry.add(cls)
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
         if not (lr > 0 and math.isfinite(lr)):
@@ -78,78 +270,69 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.state: dict[str, dict[str, Array]] = {}
         self.t = 0
-        self._scratch: dict[str, Array] = {}
-        self._run: _Run | None = None
-        self._flat_state: dict[str, Array] = {}
+        self._scratch: dict[str, list[Array]] = {}  # per tensor updated on its own
+        self._flat: _FlatWorkspace | None = None  # of the last ParameterBuffer updated at once
 
-    def step(self, parameters: Parameters) -> None:
+    def step(self, parameters: Parameters | ParameterBuffer) -> None:
         """Apply one update to every parameter from its gradient (step :math:`t` += 1).
 
-        Parameters laid end to end in one buffer, with their gradients in another, are
-        updated in one go as the flat parameter :data:`FLAT` (see the module docstring).
+        Parameters
+        ----------
+        parameters : iterable of (name, param, grad), or ParameterBuffer
+            Triples get one :meth:`update` call each.  A :class:`ParameterBuffer` gets one
+            call on its two flat arrays if this optimiser is :attr:`elementwise`, and one
+            call per tensor otherwise.
         """
         self.t += 1
-        triples = list(parameters)
-        run = self._run
-        if run is None or not run.matches(triples):
-            run = _Run.find(triples)
-            if run is not None:
-                self._run, self._flat_state = run, {}
-        if run is not None:
-            self.update(FLAT, run.param, run.grad)
-        else:
-            for name, param, grad in triples:
-                self.update(name, param, grad)
+        if isinstance(parameters, ParameterBuffer) and self.elementwise:
+            flat = self._flat
+            if flat is None or not flat.fits(parameters):
+                flat = self._flat = _FlatWorkspace(self, parameters)
+            self.update(parameters.param, parameters.grad, flat)
+            return
+        for name, param, grad in parameters:
+            self.update(param, grad, _TensorWorkspace(self, name, param))
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
-        """Update ``param`` in place from ``grad`` at step ``self.t``."""
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
+        """Update ``param`` in place from ``grad`` (only read) at step ``self.t``.
+
+        ``space`` holds the state and scratch arrays shaped like ``param``.
+        """
         raise NotImplementedError
 
     def __getstate__(self) -> dict[str, Any]:
-        # The run, flat state and scratch arrays are caches of the step, rebuilt on the next
-        # one; pickled, the run would hold a stale copy of every parameter and gradient.
-        return {**self.__dict__, "_run": None, "_flat_state": {}, "_scratch": {}}
+        # Scratch arrays and the flat workspace are caches of the step, rebuilt on the next
+        # one; pickled, they would store a copy of every parameter's worth of garbage.
+        return {**self.__dict__, "_flat": None, "_scratch": {}}
 
-    def _l2(self, param: Array, grad: Array) -> Array:
-        r""":math:`g + \lambda \theta` in a new array (the stored gradient is left as is)."""
-        return grad + self.weight_decay * param if self.weight_decay else grad
+    def _coupled_decay(self, param: Array, grad: Array, space: Workspace) -> Array:
+        r""":math:`g + \lambda \theta` in scratch array 1 (``grad`` itself when :math:`\lambda = 0`).
 
-    def _work(self, name: str, param: Array) -> Array:
-        """The reusable scratch array of parameter ``name`` (its contents are garbage)."""
-        work = self._scratch.get(name)
-        if work is None or work.shape != param.shape or work.dtype != param.dtype:
-            work = self._scratch[name] = np.empty_like(param)
-        return work
+        The coupled weight decay; the stored gradient is left as it is.
+        """
+        if not self.weight_decay:
+            return grad
+        decayed = space.scratch(1)
+        np.multiply(param, self.weight_decay, out=decayed)
+        decayed += grad
+        return decayed
 
     def _descend(self, param: Array, direction: Array, work: Array) -> None:
         r""":math:`\theta \leftarrow \theta - \eta\, d` through ``work`` (``direction`` may be ``work``)."""
         np.multiply(direction, self.lr, out=work)
         param -= work
 
-    def _slot(self, name: str, slot: str, param: Array) -> Array:
-        """The state array ``slot`` of parameter ``name``, created as zeros on first use."""
-        if name == FLAT:
-            return self._flat_slot(slot)
+    def _tensor_slot(self, name: str, slot: str, like: Array) -> Array:
+        """The state array ``slot`` of parameter ``name``, created as zeros like ``like`` on first use."""
         arrays = self.state.setdefault(name, {})
-        if slot not in arrays:
-            arrays[slot] = np.zeros_like(param)
-        elif arrays[slot].shape != param.shape:
+        array = arrays.get(slot)
+        if array is None:
+            array = arrays[slot] = np.zeros_like(like)
+        elif array.shape != like.shape:
             raise ValueError(
-                f"optimizer state {slot}/{name} has shape {arrays[slot].shape} but the parameter has {param.shape}"
+                f"optimizer state {slot}/{name} has shape {array.shape} but the parameter has {like.shape}"
             )
-        return arrays[slot]
-
-    def _flat_slot(self, slot: str) -> Array:
-        """The state array ``slot`` of :data:`FLAT`; each parameter's entry in ``self.state`` is a view of it."""
-        flat = self._flat_state.get(slot)
-        if flat is None:
-            assert self._run is not None
-            flat = np.zeros_like(self._run.param)
-            for name, view in self._run.views(flat):
-                view[...] = self._slot(name, slot, view)  # the state so far (zeros if none)
-                self.state[name][slot] = view
-            self._flat_state[slot] = flat
-        return flat
+        return array
 
     # -- saving and restoring ----------------------------------------------------
     def state_dict(self) -> StateDict:
@@ -174,66 +357,16 @@ class Optimizer:
                 raise ValueError(f"unknown {type(self).__name__} state entry {key!r}; expected {expected}")
             arrays.setdefault(name, {})[slot] = np.array(value)
         self.t, self.lr, self.state = int(state["t"]), float(state["lr"]), arrays
-        self._flat_state = {}  # rebuilt from the new per-parameter arrays on the next step
+        self._flat = None  # its flat state is rebuilt from the new per-parameter arrays on the next step
 
     def config(self) -> dict[str, Any]:
         """Type name and hyperparameters, from which :func:`optimizer_from_config` rebuilds it."""
         options = inspect.signature(type(self)).parameters
-        return {"type": type(self).__name__.lower(), **{key: getattr(self, key) for key in options}}
+        return {"type": self.name, **{key: getattr(self, key) for key in options}}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
         return f"{type(self).__name__}({args})"
-
-
-class _Run:
-    """Parameters lying end to end in one buffer, with their gradients end to end in another.
-
-    ``param`` and ``grad`` are 1-D views spanning them; ``triples`` are the
-    ``(name, param, grad)`` they were found from, kept to recognise the same ones on the
-    next step by identity (cheap, and a kept array's identity cannot be reused).
-    """
-
-    def __init__(self, triples: list[tuple[str, Array, Array]], param: Array, grad: Array) -> None:
-        self.triples, self.param, self.grad = triples, param, grad
-
-    @classmethod
-    def find(cls, triples: list[tuple[str, Array, Array]]) -> _Run | None:
-        if len(triples) < 2:  # nothing to gain
-            return None
-        param, grad = _span([p for _, p, _ in triples]), _span([g for _, _, g in triples])
-        if param is None or grad is None or param.dtype != grad.dtype:
-            return None
-        return cls(triples, param, grad)
-
-    def matches(self, triples: list[tuple[str, Array, Array]]) -> bool:
-        return len(triples) == len(self.triples) and all(
-            a[0] == b[0] and a[1] is b[1] and a[2] is b[2] for a, b in zip(triples, self.triples, strict=True)
-        )
-
-    def views(self, flat: Array) -> Iterator[tuple[str, Array]]:
-        """Each parameter's name and the part of ``flat`` (laid out like ``param``) that belongs to it."""
-        start = 0
-        for name, param, _ in self.triples:
-            yield name, flat[start : start + param.size].reshape(param.shape)
-            start += param.size
-
-
-def _span(arrays: list[Array]) -> Array | None:
-    """A 1-D view covering ``arrays`` when they lie end to end, in order, in one buffer; else None."""
-    base = arrays[0].base
-    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    address = arrays[0].__array_interface__["data"][0]
-    start = address - base.__array_interface__["data"][0]
-    for a in arrays:
-        if a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous:
-            return None
-        if a.__array_interface__["data"][0] != address:
-            return None
-        address += a.nbytes
-    stop = address - base.__array_interface__["data"][0]
-    return base[start // base.itemsize : stop // base.itemsize]
 
 
 class SGD(Optimizer):
@@ -263,7 +396,9 @@ class SGD(Optimizer):
         Coupled L2 coefficient :math:`\lambda`.
     """
 
+    name = "sgd"
     slots = ("momentum",)
+    elementwise = True
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
@@ -272,10 +407,10 @@ class SGD(Optimizer):
             raise ValueError("SGD with nesterov=True needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
-        g, work = self._l2(param, grad), self._work(name, param)
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
+        g, work = self._coupled_decay(param, grad, space), space.scratch()
         if self.momentum:
-            b = self._slot(name, "momentum", param)
+            b = space.slot("momentum")
             b *= self.momentum
             b += g
             if self.nesterov:
@@ -316,29 +451,26 @@ class Adam(Optimizer):
         Coupled L2 coefficient :math:`\lambda`.
     """
 
+    name = "adam"
     slots = ("m", "v")
+    elementwise = True
 
     def __init__(
         self, lr: float, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0
     ) -> None:
         super().__init__(lr, weight_decay)
-        if len(betas) != 2:
-            raise ValueError(f"{type(self).__name__} betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas, start=1):
-            _check_unit_interval(beta, f"{type(self).__name__} beta{i}")
+        self.betas = _check_betas(betas, type(self).__name__)  # a list, as it reads back from JSON
         if not eps > 0:
             raise ValueError(f"{type(self).__name__} eps must be > 0, got {eps}")
-        self.betas = [float(beta) for beta in betas]  # a list, as it reads back from JSON
         self.eps = float(eps)
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
-        self._adam(name, param, self._l2(param, grad))
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
+        self._adam(param, self._coupled_decay(param, grad, space), space)
 
-    def _adam(self, name: str, param: Array, g: Array) -> None:
+    def _adam(self, param: Array, g: Array, space: Workspace) -> None:
         """The moment update and step shared by Adam and AdamW."""
         b1, b2 = self.betas
-        m, v = self._slot(name, "m", param), self._slot(name, "v", param)
-        work = self._work(name, param)
+        m, v, work = space.slot("m"), space.slot("v"), space.scratch()
         np.subtract(g, m, out=work)  # m + (1 - b1)(g - m), PyTorch's lerp
         work *= 1 - b1
         m += work
@@ -370,14 +502,16 @@ class AdamW(Adam):
     The default :math:`\lambda = 0.01` is PyTorch's.
     """
 
+    name = "adamw"
+
     def __init__(
         self, lr: float, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01
     ) -> None:
         super().__init__(lr, betas, eps, weight_decay)
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
         param *= 1 - self.lr * self.weight_decay
-        self._adam(name, param, grad)
+        self._adam(param, grad, space)
 
 
 class RMSprop(Optimizer):
@@ -409,7 +543,9 @@ class RMSprop(Optimizer):
         Coupled L2 coefficient :math:`\lambda`.
     """
 
+    name = "rmsprop"
     slots = ("square_avg", "momentum")
+    elementwise = True
 
     def __init__(
         self, lr: float, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0, weight_decay: float = 0.0
@@ -421,9 +557,9 @@ class RMSprop(Optimizer):
             raise ValueError(f"RMSprop eps must be > 0, got {eps}")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
-        g, work = self._l2(param, grad), self._work(name, param)
-        v = self._slot(name, "square_avg", param)
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
+        g, work = self._coupled_decay(param, grad, space), space.scratch()
+        v = space.slot("square_avg")
         v *= self.alpha
         np.square(g, out=work)
         work *= 1 - self.alpha
@@ -432,7 +568,7 @@ class RMSprop(Optimizer):
         work += self.eps
         scaled = np.divide(g, work, out=work)
         if self.momentum:
-            b = self._slot(name, "momentum", param)
+            b = space.slot("momentum")
             b *= self.momentum
             b += scaled
             scaled = b
@@ -462,7 +598,9 @@ class AdaGrad(Optimizer):
         Coupled L2 coefficient :math:`\lambda`.
     """
 
+    name = "adagrad"
     slots = ("sum",)
+    elementwise = True
 
     def __init__(self, lr: float, eps: float = 1e-10, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
@@ -470,9 +608,9 @@ class AdaGrad(Optimizer):
             raise ValueError(f"AdaGrad eps must be > 0, got {eps}")
         self.eps = float(eps)
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
-        g, work = self._l2(param, grad), self._work(name, param)
-        s = self._slot(name, "sum", param)
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
+        g, work = self._coupled_decay(param, grad, space), space.scratch()
+        s = space.slot("sum")
         np.square(g, out=work)
         s += work
         np.sqrt(s, out=work)
@@ -480,8 +618,64 @@ class AdaGrad(Optimizer):
         self._descend(param, np.divide(g, work, out=work), work)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, AdaGrad)}
-"""The optimisers by the name :func:`make_optimizer` and ``config()["type"]`` use."""
+class Lion(Optimizer):
+    r"""Lion: step by the sign of an interpolated momentum (Chen et al., 2023).
+
+    "Symbolic Discovery of Optimization Algorithms" (EvoLved Sign Momentum).  With
+    :math:`m_0 = 0`,
+
+    .. math::
+
+        c_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \qquad
+        \theta_t = \theta_{t-1} - \eta \left(\operatorname{sign}(c_t) + \lambda\, \theta_{t-1}\right),
+
+        m_t = \beta_2 m_{t-1} + (1 - \beta_2)\, g_t,
+
+    elementwise, with :math:`\operatorname{sign}(0) = 0`.  Every coordinate moves by exactly
+    :math:`\eta` (plus the decay), so the paper advises a rate 3-10 times smaller than
+    AdamW's and a weight decay 3-10 times larger.  The weight decay is decoupled, as in
+    the paper: it shrinks :math:`\theta` directly and does not enter :math:`c_t` or
+    :math:`m_t`.  The interpolations are computed as :math:`m + (1 - \beta)(g - m)`, equal
+    to the above up to rounding.  PyTorch has no Lion; the tests check it against the
+    equations written out.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate :math:`\eta`.
+    betas : (float, float)
+        :math:`\beta_1, \beta_2 \in [0, 1)`: the interpolation of the update direction and
+        the decay rate of the momentum (the paper's defaults 0.9 and 0.99).
+    weight_decay : float
+        Decoupled decay coefficient :math:`\lambda`.
+    """
+
+    name = "lion"
+    slots = ("m",)
+    elementwise = True
+
+    def __init__(self, lr: float, betas: Sequence[float] = (0.9, 0.99), weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.betas = _check_betas(betas, "Lion")
+
+    def update(self, param: Array, grad: Array, space: Workspace) -> None:
+        b1, b2 = self.betas
+        m, work = space.slot("m"), space.scratch()
+        np.subtract(grad, m, out=work)  # c = m + (1 - b1)(g - m)
+        work *= 1 - b1
+        work += m
+        np.sign(work, out=work)
+        if self.weight_decay:
+            param *= 1 - self.lr * self.weight_decay
+        self._descend(param, work, work)
+        np.subtract(grad, m, out=work)  # m + (1 - b2)(g - m)
+        work *= 1 - b2
+        m += work
+
+
+OPTIMIZERS: Mapping[str, type[Optimizer]] = Optimizer.registry
+"""The optimisers by the name :func:`make_optimizer` and ``config()["type"]`` use (read-only;
+a class that defines ``name`` adds itself)."""
 
 
 def make_optimizer(name: str, lr: float, **options: Any) -> Optimizer:
@@ -489,9 +683,7 @@ def make_optimizer(name: str, lr: float, **options: Any) -> Optimizer:
 
     ``options`` are its keyword arguments, e.g. ``make_optimizer("sgd", 0.1, momentum=0.9)``.
     """
-    cls = OPTIMIZERS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    cls = Optimizer.registry.lookup(name)
     return build_from_options(cls, f"optimizer {name!r}", lr, **options)
 
 

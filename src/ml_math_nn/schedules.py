@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ._registry import Registry
 from .optim import Optimizer, build_from_options
 
 
@@ -45,8 +46,14 @@ class Schedule:
         Whose ``lr`` the schedule drives; its current ``lr`` is the base rate :math:`\eta_0`.
     """
 
-    name: ClassVar[str]
-    """The name :func:`make_schedule` and ``config()["type"]`` use."""
+    name: ClassVar[str] = ""
+    """The name :func:`make_schedule` and ``config()["type"]`` use; an unnamed class is not registered."""
+    registry: ClassVar[Registry[type[Schedule]]] = Registry("learning-rate schedule")
+    """Every named schedule class, by name (see :mod:`ml_math_nn._registry`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.registry.add(cls)
 
     def __init__(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer
@@ -319,9 +326,11 @@ class Warmup(Schedule):
         :math:`W \ge 1`.
     start_factor : float
         :math:`s \in (0, 1]`: the first epoch runs at :math:`s\, \eta_0`.
-    """
 
-    name = "warmup"
+    A wrapper, not a schedule of its own: it has no ``name`` (so it is not registered);
+    :func:`make_schedule` builds it from ``warmup_epochs``, and its :meth:`config` is the
+    inner schedule's plus the warm-up options.
+    """
 
     def __init__(self, inner: Schedule, warmup_epochs: int, start_factor: float = 1 / 3) -> None:
         super().__init__(inner.optimizer)
@@ -357,10 +366,9 @@ class Warmup(Schedule):
         return {**self.inner.config(), "warmup_epochs": self.warmup_epochs, "start_factor": self.start_factor}
 
 
-SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls for cls in (Constant, StepLR, Exponential, Cosine, ReduceOnPlateau)
-}
-"""The schedules by the name :func:`make_schedule` and ``config()["type"]`` use."""
+SCHEDULES: Mapping[str, type[Schedule]] = Schedule.registry
+"""The schedules by the name :func:`make_schedule` and ``config()["type"]`` use (read-only;
+a class that defines ``name`` adds itself)."""
 
 
 def make_schedule(
@@ -372,9 +380,7 @@ def make_schedule(
     ``make_schedule("step", opt, step_size=10, gamma=0.5)``.  ``warmup_epochs > 0`` wraps
     it in a :class:`Warmup` (with ``start_factor``, default 1/3 as in torch's ``LinearLR``).
     """
-    cls = SCHEDULES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown learning-rate schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
+    cls = Schedule.registry.lookup(name)
     schedule = build_from_options(cls, f"schedule {name!r}", optimizer, **options)
     if warmup_epochs == 0:
         if start_factor is not None:
