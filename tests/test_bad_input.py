@@ -177,8 +177,8 @@ def test_validation_split_too_small(tmp_path: Path, capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lr", "0"], "learning rate must be > 0, got 0.0"),
-        (["--lr", "-0.5"], "learning rate must be > 0, got -0.5"),
+        (["--lr", "0"], "lr: SGD: learning rate must be a finite number > 0, got 0.0"),
+        (["--lr", "-0.5"], "lr: SGD: learning rate must be a finite number > 0, got -0.5"),
         (["--lr", "nan"], "lr must be a finite number, got nan"),
         (["--lr", "inf"], "lr must be a finite number, got inf"),
         (["--batch-size", "0"], "batch size must be >= 1, got 0"),
@@ -189,8 +189,8 @@ def test_validation_split_too_small(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--activation", "swish"], "unknown activation 'swish'; choose from relu, .*"),
         (["--activation", "relu,tanh"], "activation lists 2 names for 1 hidden layers"),
         (["--init", "zeros"], "unknown init 'zeros'; choose from he_normal, .*"),
-        (["--momentum", "-1"], r"momentum must be in \[0, 1\), got -1.0"),
-        (["--momentum", "1"], r"momentum must be in \[0, 1\), got 1.0"),
+        (["--momentum", "-1"], r"momentum: SGD momentum must be in \[0, 1\), got -1.0"),
+        (["--momentum", "1"], r"momentum: SGD momentum must be in \[0, 1\), got 1.0"),
         (["--val-size", "1"], r"validation size must be in \[0, 1\), got 1.0"),
         (["--early-stopping"], r"early stopping needs a validation split \(val_size > 0\).*"),
         (["--subset", "1"], "subset must be >= 2, got 1"),
@@ -429,7 +429,10 @@ def test_estimator_divergence_names_epoch_and_batch() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"learning_rate_init": 0.0}, "learning_rate_init=0.0: learning rate must be > 0, got 0.0"),
+        (
+            {"learning_rate_init": 0.0},
+            "learning_rate_init=0.0: lr: SGD: learning rate must be a finite number > 0, got 0.0",
+        ),
         ({"batch_size": 0}, "batch_size=0: batch size must be >= 1, got 0"),
         ({"max_iter": -1}, "max_iter=-1: epochs must be >= 0, got -1"),
         ({"dropout": 1.0}, r"dropout=1.0: dropout must be in \[0, 1\), got 1.0"),

@@ -103,7 +103,7 @@ def test_default_out_is_a_fresh_run_directory(tmp_path: Path, monkeypatch: pytes
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--lr", "0"], "learning rate must be > 0"),
+        (["--lr", "0"], "lr: SGD: learning rate must be a finite number > 0"),
         (["--batch-size", "0"], "batch size must be >= 1"),
         (["--epochs", "-2"], "epochs must be >= 0"),
         (["--test-size", "1.5"], "test size must be strictly between 0 and 1"),

@@ -306,7 +306,7 @@ def test_trainer_without_train_evaluation_records_the_epoch_loss(rng: np.random.
     trainer = Trainer(model.network_, model.optimizer_, 16, rng)
     X, y = load_iris(return_X_y=True)
     history = trainer.fit(X, y, 2, eval_train=False)
-    assert [sorted(r) for r in history] == [["epoch", "train_loss"]] * 2
+    assert [sorted(r) for r in history] == [["epoch", "lr", "train_loss"]] * 2
     assert all(np.isfinite(r["train_loss"]) for r in history)
 
 
@@ -329,7 +329,10 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"learning_rate_init": -1.0}, "parameter learning_rate_init=-1.0: learning rate must be > 0, got -1.0"),
+        (
+            {"learning_rate_init": -1.0},
+            "parameter learning_rate_init=-1.0: lr: SGD: learning rate must be a finite number > 0, got -1.0",
+        ),
         ({"hidden_layer_sizes": (16, 0)}, r"parameter hidden_layer_sizes=\(16, 0\): hidden widths must be >= 1"),
         ({"optimizer": "lbfgs"}, "parameter optimizer='lbfgs': unknown optimizer 'lbfgs'; choose from sgd"),
         ({"activation": "softplus"}, "parameter activation='softplus': unknown activation 'softplus'"),
@@ -338,7 +341,7 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
         ({"batch_size": "32"}, "parameter batch_size='32': option 'batch_size' must be an integer, got '32'"),
         ({"max_iter": 2.5}, "parameter max_iter=2.5: option 'epochs' must be an integer, got 2.5"),
         ({"dtype": "float16"}, "parameter dtype='float16': dtype must be float32 or float64, got 'float16'"),
-        ({"nesterov": True}, "parameter nesterov=True: nesterov needs momentum > 0"),
+        ({"nesterov": True}, "parameter nesterov=True: nesterov: SGD with nesterov=True needs momentum > 0"),
         (
             {"early_stopping": True, "validation_fraction": 0.0},
             "parameter early_stopping=True, validation_fraction=0.0: early stopping needs a validation split",
@@ -408,7 +411,10 @@ def test_load_refuses_a_model_the_estimator_did_not_save(tmp_path: Path) -> None
             {"params": {"hidden_layer_sizes": [99]}},
             r"hidden_layer_sizes \(99,\) but the network's hidden widths are \[16\]",
         ),
-        ({"params": {"learning_rate_init": -1}}, "parameter learning_rate_init=-1: learning rate must be > 0"),
+        (
+            {"params": {"learning_rate_init": -1}},
+            "parameter learning_rate_init=-1: lr: SGD: learning rate must be a finite number > 0",
+        ),
         ({"classes": ["a"]}, r"classes \['a'\] are not 3 distinct labels in sorted order"),
         ({"classes": [2, 1, 0]}, r"classes \[2, 1, 0\] are not 3 distinct labels in sorted order"),
         ({"feature_names_in": ["x"]}, "feature_names_in is not 13 column names"),

@@ -32,12 +32,12 @@ from ml_math_nn.integrations.estimator import CONFIG_FIELDS, MLPClassifier
 from ml_math_nn.network import build_mlp
 from ml_math_nn.runs.cli import UsageError, build_parser, config_from_args, train_options
 from ml_math_nn.runs.options import (
-    ACTIVATION_NAMES,
     MONITOR_NAMES,
-    OPTIMIZER_NAMES,
-    SCHEDULE_NAMES,
     TrainConfig,
+    activation_names,
     load_config,
+    optimizer_names,
+    schedule_names,
 )
 from ml_math_nn.runs.persistence import (
     FORMAT,
@@ -61,9 +61,9 @@ def one_line(e: BaseException) -> None:
 # -- options ----------------------------------------------------------------------------
 KNOWN = {f.name: f.default for f in fields(TrainConfig)}
 NAMES: dict[str, tuple[str, ...]] = {
-    "activation": (*ACTIVATION_NAMES, "relu,tanh", "swish"),
-    "optimizer": OPTIMIZER_NAMES,
-    "schedule": SCHEDULE_NAMES,
+    "activation": (*activation_names(), "relu,tanh", "swish"),
+    "optimizer": optimizer_names(),
+    "schedule": schedule_names(),
     "monitor": MONITOR_NAMES,
     "dtype": ("float32", "float64", "float16"),
     "init": tuple(INITIALIZERS),

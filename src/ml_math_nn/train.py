@@ -18,6 +18,7 @@ from ._types import Array, Labels
 from .losses import log_softmax
 from .network import Network
 from .optim import Optimizer, clip_grad_norm
+from .schedules import Schedule
 
 EpochRecord = dict[str, float]
 Augment = Callable[[Array, np.random.Generator], None]
@@ -131,12 +132,9 @@ class Trainer:
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {len(self.history) + 1}, batch {batch}; try a smaller learning rate"
                 )
-            # The flat buffer when the network has one: an elementwise optimiser then
-            # updates every parameter in one pass (same numbers as tensor by tensor).
-            flat = self.network.flat_parameters()
             if self.clip_norm is not None:
                 clip_grad_norm(self.network.parameters(), self.clip_norm)
-            self.optimizer.step(self.network.parameters() if flat is None else flat)
+            self.optimizer.step(self.network.parameters())
             total += loss * len(xb)
             if self.on_batch is not None:
                 acc = float(np.mean(logits.argmax(axis=1) == yb))
@@ -157,8 +155,9 @@ class Trainer:
 
         After each epoch the network is evaluated (inference mode) on the training set
         and on each of ``eval_sets`` (e.g. ``{"test": (X_test, y_test)}``), giving a record
-        ``{"epoch", "train_loss", "train_acc", "<name>_loss", "<name>_acc", ...}`` that
-        is appended to :attr:`history` and passed to each callback.  A callback may set
+        ``{"epoch", "train_loss", "train_acc", "<name>_loss", "<name>_acc", ..., "lr"}``
+        (``lr``: the learning rate the epoch's updates used) that is appended to
+        :attr:`history` and passed to each callback.  A callback may set
         :attr:`stop` to end training early; every callback's ``close`` runs at the end
         (also when training stops on an error).
 
@@ -177,12 +176,14 @@ class Trainer:
             while len(self.history) < epochs and not self.stop:
                 # A diverging loss is reported by train_epoch itself, without numpy's warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    batch_loss = self.train_epoch(X, y)
+                    lr = self.optimizer.lr
+                batch_loss = self.train_epoch(X, y)
                 record: EpochRecord = {"epoch": float(len(self.history) + 1)}
                 if not eval_train:
                     record["train_loss"] = batch_loss
                 for name, (Xe, ye) in sets.items():
                     record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.network, Xe, ye)
+                record["lr"] = lr
                 self.history.append(record)
                 for callback in callbacks:
                     callback(self, record)
@@ -192,6 +193,20 @@ class Trainer:
                 if close is not None:
                     close(self)
         return self.history
+
+
+class ScheduleStep(Callback):
+    """Steps a learning-rate schedule after every epoch, for the next one.
+
+    ``monitor`` is the record key passed to :meth:`~ml_math_nn.schedules.Schedule.step`
+    (only :class:`~ml_math_nn.schedules.ReduceOnPlateau` uses it), e.g. ``"val_loss"``.
+    """
+
+    def __init__(self, schedule: Schedule, monitor: str = "val_loss") -> None:
+        self.schedule, self.monitor = schedule, monitor
+
+    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
+        self.schedule.step(record.get(self.monitor))
 
 
 class EarlyStopping(Callback):

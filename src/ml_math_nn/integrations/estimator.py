@@ -18,6 +18,7 @@ over shuffled mini-batches of the rows of ``X`` (the features are not scaled her
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import numbers
 from pathlib import Path
 from typing import Any
@@ -34,51 +35,107 @@ from ..losses import log_softmax
 from ..network import Network
 from ..optim import Optimizer
 from ..runs.builders import (
-    ScheduleStep,
     build_network,
     build_optimizer,
     build_schedule,
     run_generators,
     validation_split,
 )
-from ..runs.options import TrainConfig
+from ..runs.options import TrainConfig, config_options
 from ..runs.persistence import WEIGHTS, Model, ModelFileError, load_model, save_model
 from ..schedules import Schedule
-from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
+from ..train import Callback, EarlyStopping, EpochRecord, ScheduleStep, Trainer, TrainingDiverged
 
-CONFIG_FIELDS: dict[str, str] = {
+SKLEARN_NAMES: dict[str, str] = {
     "hidden_layer_sizes": "hidden",
-    "activation": "activation",
-    "init": "init",
-    "dropout": "dropout",
-    "batch_norm": "batch_norm",
     "alpha": "l2",
-    "dtype": "dtype",
-    "optimizer": "optimizer",
     "learning_rate_init": "lr",
-    "momentum": "momentum",
-    "nesterov": "nesterov",
     "beta_1": "beta1",
     "beta_2": "beta2",
-    "weight_decay": "weight_decay",
-    "clip_norm": "clip_norm",
-    "schedule": "schedule",
-    "warmup_epochs": "warmup_epochs",
-    "step_size": "step_size",
-    "gamma": "gamma",
-    "min_lr": "min_lr",
-    "plateau_patience": "plateau_patience",
     "max_iter": "epochs",
-    "batch_size": "batch_size",
-    "early_stopping": "early_stopping",
     "validation_fraction": "val_size",
     "n_iter_no_change": "patience",
-    "monitor": "monitor",
 }
-"""Each estimator parameter and the :class:`~ml_math_nn.config.TrainConfig` field (CLI option) it sets.
+"""The one table of aliases: scikit-learn's parameter name -> the training option it sets.
+Every other option that is an estimator parameter keeps its own name."""
+
+OWN_DEFAULTS: dict[str, Any] = {"dtype": None, "val_size": 0.1}
+"""Options whose estimator default differs from the CLI's: ``dtype`` None follows ``X``;
+``validation_fraction`` is scikit-learn's 0.1 (held out only when something needs it)."""
+
+NOT_PARAMETERS: dict[str, str] = {
+    "dataset": "fit is given X and y",
+    "data_dir": "fit is given X and y",
+    "test_file": "fit is given X and y",
+    "label_column": "fit is given X and y",
+    "subset": "fit is given X and y (pass fewer rows)",
+    "test_size": "fit is given X and y; hold out a test set with train_test_split",
+    "augment": "it shifts images, and the rows of X carry no image shape",
+    "seed": "random_state gives the seed of each fit",
+    "checkpoint_every": "a fit writes no run directory",
+}
+"""Training options that are not estimator parameters, and why."""
+
+NOTES: dict[str, str] = {
+    "hidden": "An int is one hidden layer; ``()`` none.",
+    "l2": (
+        r":math:`\alpha`, the L2 penalty's weight in the objective above; scikit-learn's own "
+        "``alpha`` is divided by the batch size, this one is not."
+    ),
+    "dtype": "None follows ``X``: float32 input trains float32 parameters, any other input float64.",
+    "schedule": (
+        "``plateau`` watches the validation loss of a split of ``validation_fraction`` made for it "
+        "(the training loss in :meth:`partial_fit`)."
+    ),
+    "epochs": "Epochs per call to :meth:`fit`.",
+    "early_stopping": (
+        "Holds out ``validation_fraction`` of the training rows (stratified) and keeps the weights "
+        "of the best epoch.  Not used by :meth:`partial_fit`."
+    ),
+    "val_size": "Held out when ``early_stopping`` or the plateau schedule needs it.",
+}
+"""What the estimator's docs add to an option's help."""
+
+
+def estimator_parameters(config_cls: type[TrainConfig] = TrainConfig) -> dict[str, tuple[str, Any]]:
+    """Each estimator parameter (but ``random_state`` and ``warm_start``): (option, default).
+
+    Derived from the options' declarations: every option of ``config_cls`` not in
+    :data:`NOT_PARAMETERS`, under its scikit-learn alias if :data:`SKLEARN_NAMES` has one,
+    with the CLI's default unless :data:`OWN_DEFAULTS` says otherwise.
+    """
+    aliases = {option: param for param, option in SKLEARN_NAMES.items()}
+    return {
+        aliases.get(name, name): (name, OWN_DEFAULTS.get(name, opt.default))
+        for name, opt in config_options(config_cls).items()
+        if name not in NOT_PARAMETERS
+    }
+
+
+def parameter_docs(config_cls: type[TrainConfig] = TrainConfig) -> str:
+    """The numpydoc ``Parameters`` entries of :func:`estimator_parameters`, from the options' help."""
+    options = config_options(config_cls)
+    kinds = {bool: "bool", int: "int", float: "float", str: "str", tuple: "int or sequence of int"}
+    lines = []
+    for param, (name, default) in estimator_parameters(config_cls).items():
+        opt = options[name]
+        kind = kinds.get(opt.kind, "object") + (" or None" if opt.optional or default is None else "")
+        text = opt.help_text()
+        text = text[:1].upper() + text[1:] + "."
+        note = NOTES.get(name)
+        lines += [f"{param} : {kind}, default={default!r}", f"    {text}{' ' + note if note else ''} [``{name}``]"]
+    return "\n".join(lines)
+
+
+CONFIG_FIELDS: dict[str, str] = {param: option for param, (option, _) in estimator_parameters().items()}
+"""Each estimator parameter and the :class:`~ml_math_nn.runs.options.TrainConfig` field (CLI option) it sets.
 
 ``random_state`` sets ``seed`` (see :meth:`MLPClassifier.fit`); ``warm_start`` is the
 estimator's own."""
+
+_DEFAULTS: dict[str, Any] = {param: default for param, (_, default) in estimator_parameters().items()}
+_POSITIONAL = ("hidden_layer_sizes", "activation")
+_OWN: dict[str, Any] = {"random_state": None, "warm_start": False}
 
 SOURCE = "MLPClassifier"
 """The ``source`` the config's messages start with, removed when they are re-raised."""
@@ -93,64 +150,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``StandardScaler`` in a ``Pipeline`` (the CLI scales its data itself; this does not).
 
     The defaults are those of ``ml-math-nn train``.  Parameters are checked when
-    :meth:`fit` runs, by :class:`~ml_math_nn.config.TrainConfig`, and a bad value is a
+    :meth:`fit` runs, by :class:`~ml_math_nn.runs.options.TrainConfig`, and a bad value is a
     one-line ``ValueError`` naming the parameter.  The CLI option each one sets is in
-    brackets.
+    brackets.  The parameters, their defaults and these entries are derived from the
+    options' declarations (:func:`estimator_parameters`, :func:`parameter_docs`).
 
     Parameters
     ----------
-    hidden_layer_sizes : int or sequence of int, default=(128,)
-        Width of each hidden layer, ``()`` for none [``hidden``].
-    activation : str or sequence of str, default="relu"
-        relu, leaky_relu, elu, gelu, gelu_tanh, tanh or sigmoid; one for all hidden layers or one
-        per layer [``activation``].
-    init : str, optional
-        Initialiser of every dense layer; None picks the one that suits the activation
-        [``init``].
-    dropout : float, default=0.0
-        Dropout rate after each hidden activation [``dropout``].
-    batch_norm : bool, default=False
-        Batch normalisation between each hidden dense layer and its activation [``batch_norm``].
-    alpha : float, default=0.0
-        :math:`\alpha`, the L2 penalty's weight in the objective above [``l2``].
-        scikit-learn's own ``alpha`` is divided by the batch size; this one is not.
-    dtype : {None, "float32", "float64"}, default=None
-        Floating type of the parameters and computations [``dtype``].  None follows ``X``:
-        float32 input trains float32 parameters, any other input float64.
-    optimizer : str, default="sgd"
-        sgd, adam, adamw, rmsprop or adagrad [``optimizer``].
-    learning_rate_init : float, default=0.05
-        Initial learning rate :math:`\eta` [``lr``].
-    momentum : float, default=0.0
-        Momentum of sgd and rmsprop [``momentum``].
-    nesterov : bool, default=False
-        Nesterov momentum for sgd [``nesterov``].
-    beta_1, beta_2 : float, default=0.9, 0.999
-        Adam's and AdamW's moment decay rates [``beta1``, ``beta2``].
-    weight_decay : float, default=0.0
-        The optimiser's weight decay (decoupled for adamw) [``weight_decay``].
-    clip_norm : float, optional
-        Rescale each batch's gradients to at most this global L2 norm [``clip_norm``].
-    schedule : str, default="constant"
-        Learning-rate schedule per epoch: constant, step, exponential, cosine or plateau
-        [``schedule``]; ``plateau`` watches the validation loss of a split of
-        ``validation_fraction`` made for it (the training loss in :meth:`partial_fit`).
-    warmup_epochs, step_size, gamma, min_lr, plateau_patience : int, int, float, float, int
-        The schedule's settings, defaults 0, 10, 0.1, 0.0, 5 [same names].
-    max_iter : int, default=30
-        Epochs (full passes over the training rows) per call to :meth:`fit` [``epochs``].
-    batch_size : int, default=32
-        Rows per mini-batch [``batch_size``].
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training rows (stratified), stop when
-        ``monitor`` has not improved for ``n_iter_no_change`` epochs and keep the
-        weights of the best epoch [``early_stopping``].  Not used by :meth:`partial_fit`.
-    validation_fraction : float, default=0.1
-        Fraction held out when ``early_stopping`` or the plateau schedule needs it [``val_size``].
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs [``patience``].
-    monitor : {"val_loss", "val_acc"}, default="val_loss"
-        What early stopping watches [``monitor``].
+    <<PARAMETERS>>
     random_state : None, int, numpy RandomState or Generator, default=None
         Where the seed of a fit comes from [``seed``]: an int is the seed itself; a
         RandomState or Generator gives one draw per fit; None takes fresh entropy from
@@ -196,7 +203,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     arrays and JSON and is verified when read.
     """
 
-    # Set by fitting (annotated here for the type checker; no class-level values).
+    # Parameters the code reads (set by __init__) and attributes set by fitting, annotated
+    # here for the type checker; no class-level values.
+    dtype: str | None
+    random_state: int | np.random.RandomState | np.random.Generator | None
+    warm_start: bool
     classes_: NDArray[Any]
     seed_: int
     network_: Network
@@ -209,64 +220,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self,
         hidden_layer_sizes: int | tuple[int, ...] = (128,),
         activation: str | tuple[str, ...] = "relu",
-        *,
-        init: str | None = None,
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        alpha: float = 0.0,
-        dtype: str | None = None,
-        optimizer: str = "sgd",
-        learning_rate_init: float = 0.05,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        weight_decay: float = 0.0,
-        clip_norm: float | None = None,
-        schedule: str = "constant",
-        warmup_epochs: int = 0,
-        step_size: int = 10,
-        gamma: float = 0.1,
-        min_lr: float = 0.0,
-        plateau_patience: int = 5,
-        max_iter: int = 30,
-        batch_size: int = 32,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
-        monitor: str = "val_loss",
-        random_state: int | np.random.RandomState | np.random.Generator | None = None,
-        warm_start: bool = False,
+        **params: Any,
     ) -> None:
+        # The other parameters are the options' (see __signature__ below): each is stored
+        # as given, as scikit-learn requires, and checked when fit runs.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.init = init
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.alpha = alpha
-        self.dtype = dtype
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.weight_decay = weight_decay
-        self.clip_norm = clip_norm
-        self.schedule = schedule
-        self.warmup_epochs = warmup_epochs
-        self.step_size = step_size
-        self.gamma = gamma
-        self.min_lr = min_lr
-        self.plateau_patience = plateau_patience
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.monitor = monitor
-        self.random_state = random_state
-        self.warm_start = warm_start
+        keywords = {**{k: v for k, v in _DEFAULTS.items() if k not in _POSITIONAL}, **_OWN}
+        for name in params:
+            if name not in keywords:
+                raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {name!r}")
+        for name, default in keywords.items():
+            setattr(self, name, params.get(name, default))
 
     # -- parameters -> TrainConfig ----------------------------------------------------
     def _config(self) -> TrainConfig:
@@ -282,7 +247,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         except ValueError as e:
             reason = str(e).removeprefix(f"{SOURCE}: ")
         defaults = type(self)().get_params(deep=False)
-        culprits = [name for name in CONFIG_FIELDS if _error({**params, name: defaults[name]}) != reason]
+        culprits = [name for name in sorted(CONFIG_FIELDS) if _error({**params, name: defaults[name]}) != reason]
         named = ", ".join(f"{name}={params[name]!r}" for name in culprits)
         raise ValueError(f"{type(self).__name__} parameter {named or '(several)'}: {reason}") from None
 
@@ -514,6 +479,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         est.history_ = [{str(k): float(v) for k, v in r.items()} for r in meta["history"]]
         est._summarise(None)
         return est
+
+
+def _signature() -> inspect.Signature:
+    """``MLPClassifier.__init__``'s signature: two positional parameters, then every other
+    option's parameter and ``random_state``, ``warm_start``, keyword-only (scikit-learn
+    reads the parameters from it)."""
+    keyword, positional = inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("self", positional)]
+    params += [inspect.Parameter(name, positional, default=_DEFAULTS[name]) for name in _POSITIONAL]
+    params += [inspect.Parameter(n, keyword, default=d) for n, d in _DEFAULTS.items() if n not in _POSITIONAL]
+    params += [inspect.Parameter(n, keyword, default=d) for n, d in _OWN.items()]
+    return inspect.Signature(params, return_annotation=None)
+
+
+MLPClassifier.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
+MLPClassifier.__doc__ = (MLPClassifier.__doc__ or "").replace(
+    "<<PARAMETERS>>", parameter_docs().replace("\n", "\n    ")
+)
 
 
 def _train_config(params: dict[str, Any]) -> TrainConfig:

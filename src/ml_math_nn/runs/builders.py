@@ -7,42 +7,19 @@ estimator build from these same functions, so one set of options means one model
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
-import io
-import json
-import logging
-import platform
-import signal
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import pairwise
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._types import Array, Labels
 from ..data import datasets as data
 from ..gradcheck import Results, check_network, fix_dropout_masks
-from .._types import Array, Labels
-from ..data.augment import random_shifts
-from .checkpoint import Checkpointer, RunState, load_checkpoint
-from .options import TrainConfig
 from ..network import Network, build_mlp
-from ..optim import Optimizer, make_optimizer
-from .persistence import Model, save_model, write_text
-from ..results.plots import write_run_figures
-from ..results.report import write_report
-from ..schedules import Schedule, make_schedule
-from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
-
-
+from ..optim import OPTIMIZERS, Optimizer, make_optimizer
+from ..schedules import SCHEDULES, Schedule, Warmup, make_schedule
+from .options import TrainConfig, constructor_options
 
 
 @dataclass
@@ -151,38 +128,36 @@ def build_network(
 
 
 def build_optimizer(config: TrainConfig) -> Optimizer:
-    """The optimiser of ``config`` with the options that apply to it."""
-    betas = (config.beta1, config.beta2)
-    options: dict[str, dict[str, Any]] = {
-        "sgd": {"momentum": config.momentum, "nesterov": config.nesterov, "weight_decay": config.weight_decay},
-        "adam": {"betas": betas, "weight_decay": config.weight_decay},
-        "adamw": {"betas": betas, "weight_decay": config.weight_decay},
-        "rmsprop": {"momentum": config.momentum, "weight_decay": config.weight_decay},
-        "adagrad": {"weight_decay": config.weight_decay},
-    }
-    return make_optimizer(config.optimizer, config.lr, **options[config.optimizer])
+    """The registered optimiser ``config.optimizer``, given exactly the options its constructor takes.
+
+    Each option whose :attr:`~ml_math_nn.runs.options.Option.goes_to` names one of the
+    class's parameters fills it (``lr``, ``momentum``, ``nesterov``, ``betas`` from
+    ``beta1`` and ``beta2``, ``weight_decay``, ...); its other parameters keep their
+    defaults.  No list of names here: every registered optimiser builds.
+    """
+    cls = OPTIMIZERS.get(config.optimizer)
+    if cls is None:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    return make_optimizer(config.optimizer, **constructor_options(config, "optimizer", cls))
 
 
 def build_schedule(config: TrainConfig, optimizer: Optimizer) -> Schedule:
-    options: dict[str, dict[str, Any]] = {
-        "constant": {},
-        "step": {"step_size": config.step_size, "gamma": config.gamma},
-        "exponential": {"gamma": config.gamma},
-        "cosine": {"t_max": max(config.epochs - config.warmup_epochs, 1), "eta_min": config.min_lr},
-        "plateau": {"factor": config.gamma, "patience": config.plateau_patience, "min_lr": config.min_lr},
-    }
-    return make_schedule(config.schedule, optimizer, warmup_epochs=config.warmup_epochs, **options[config.schedule])
+    r"""The registered schedule ``config.schedule`` on ``optimizer``, given the options it takes.
 
-
-class ScheduleStep(Callback):
-    """Steps a learning-rate schedule after every epoch (on ``monitor`` for reduce-on-plateau)."""
-
-    def __init__(self, schedule: Schedule, monitor: str = "val_loss") -> None:
-        self.schedule, self.monitor = schedule, monitor
-
-    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
-        record["lr"] = trainer.optimizer.lr
-        self.schedule.step(record.get(self.monitor))
+    Like :func:`build_optimizer`: ``step_size``, ``gamma`` (as ``gamma`` or ``factor``),
+    ``min_lr`` (as ``eta_min`` or ``min_lr``), ``plateau_patience`` (as ``patience``) fill
+    the parameters a schedule has.  One value is derived here, not an option: a schedule
+    that takes ``t_max`` (cosine) anneals over the epochs after the warm-up,
+    :math:`T = \max(\text{epochs} - \text{warmup}, 1)`.  ``warmup_epochs > 0`` wraps the
+    schedule in :class:`~ml_math_nn.schedules.Warmup`.
+    """
+    cls = SCHEDULES.get(config.schedule)
+    if cls is None:
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    t_max = max(config.epochs - config.warmup_epochs, 1)
+    options = constructor_options(config, "schedule", cls, t_max=t_max)
+    warmup = constructor_options(config, "warmup", Warmup)
+    return make_schedule(config.schedule, optimizer, **warmup, **options)
 
 
 def check_config(config: TrainConfig, samples: int = 8, h: float = 1e-6) -> Results:

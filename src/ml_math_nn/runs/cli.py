@@ -33,76 +33,49 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    from .options import parse_hidden
+def _text_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` from an option's parser (its ``ValueError`` becomes a usage error)."""
 
-    try:
-        return parse_hidden(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
 
 
-def train_options() -> list[tuple[str, str, dict[str, Any]]]:
-    """(flag, TrainConfig field, argparse keyword arguments); the default shown is the field's.
+def train_options(config_cls: type[TrainConfig] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(flag, option name, argparse keyword arguments) of every option of ``config_cls``.
 
-    Built when a command that takes training options runs, so that ``--help`` and
-    ``--version`` load none of the library.
+    Derived from the options' declarations (:data:`ml_math_nn.runs.options.OPTIONS`): the
+    flag is the name with dashes; a switch (``bool``) is ``--x/--no-x``; numbers are typed;
+    names from a fixed set or a registry are argparse choices (read now, so a newly
+    registered optimiser or schedule is a choice without edits), except where a value
+    may list several (``--activation``) or be unset (``--init``), which the config checks.
+    The help is the option's, with its default.  Built when a command that takes training
+    options runs, so that ``--help`` and ``--version`` load none of the library.
     """
-    from .options import ACTIVATION_NAMES, MONITOR_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES
+    from .options import config_options
 
-    return [
-        ("--dataset", "dataset", {"metavar": "NAME", "help": "digits, fashion-mnist, mnist, csv:PATH or npz:PATH"}),
-        ("--data-dir", "data_dir", {"metavar": "DIR", "help": "folder holding the dataset's files (default: data/)"}),
-        ("--test-file", "test_file", {"metavar": "FILE", "help": "separate test file for csv:/npz: datasets"}),
-        ("--label-column", "label_column", {"metavar": "COL", "help": "CSV label column, by name or index"}),
-        ("--subset", "subset", {"type": int, "metavar": "N", "help": "train on N samples of the training set"}),
-        ("--test-size", "test_size", {"type": float, "help": "stratified fraction held out for testing"}),
-        ("--val-size", "val_size", {"type": float, "help": "fraction of the training data held out for validation"}),
-        ("--augment", "augment", {"action": argparse.BooleanOptionalAction, "help": "random one-pixel shifts of images"}),
-        ("--hidden", "hidden", {"type": _hidden, "help": "hidden layer widths, comma-separated, e.g. 256,128"}),
-        (
-            "--activation",
-            "activation",
-            {"help": f"one of {', '.join(ACTIVATION_NAMES)}, or one per hidden layer, comma-separated"},
-        ),
-        ("--init", "init", {"help": "he_normal, he_uniform, glorot_normal, glorot_uniform (default: per activation)"}),
-        ("--dropout", "dropout", {"type": float, "help": "inverted dropout rate after each hidden layer"}),
-        ("--batch-norm", "batch_norm", {"action": argparse.BooleanOptionalAction, "help": "batch normalisation"}),
-        ("--l2", "l2", {"type": float, "help": "L2 penalty (l2/2)*sum ||W||^2 added to the loss"}),
-        ("--dtype", "dtype", {"choices": ["float32", "float64"], "help": "floating type"}),
-        ("--optimizer", "optimizer", {"choices": OPTIMIZER_NAMES, "help": "update rule"}),
-        ("--lr", "lr", {"type": float, "help": "(initial) learning rate"}),
-        ("--momentum", "momentum", {"type": float, "help": "momentum of sgd and rmsprop"}),
-        ("--nesterov", "nesterov", {"action": argparse.BooleanOptionalAction, "help": "Nesterov momentum (sgd)"}),
-        ("--beta1", "beta1", {"type": float, "help": "Adam's first-moment decay"}),
-        ("--beta2", "beta2", {"type": float, "help": "Adam's second-moment decay"}),
-        ("--weight-decay", "weight_decay", {"type": float, "help": "weight decay (decoupled for adamw)"}),
-        ("--clip-norm", "clip_norm", {"type": float, "help": "clip the gradients' global L2 norm to this"}),
-        ("--schedule", "schedule", {"choices": SCHEDULE_NAMES, "help": "learning-rate schedule"}),
-        ("--warmup-epochs", "warmup_epochs", {"type": int, "help": "linear warm-up epochs before the schedule"}),
-        ("--step-size", "step_size", {"type": int, "help": "epochs between decays of the step schedule"}),
-        ("--gamma", "gamma", {"type": float, "help": "decay factor of step, exponential and plateau schedules"}),
-        ("--min-lr", "min_lr", {"type": float, "help": "floor of the cosine and plateau schedules"}),
-        ("--plateau-patience", "plateau_patience", {"type": int, "help": "epochs without improvement before a decay"}),
-        ("--epochs", "epochs", {"type": int, "help": "passes over the training set"}),
-        ("--batch-size", "batch_size", {"type": int, "help": "samples per mini-batch"}),
-        ("--seed", "seed", {"type": int, "help": "the one seed of all randomness"}),
-        (
-            "--early-stopping",
-            "early_stopping",
-            {"action": argparse.BooleanOptionalAction, "help": "stop when --monitor stops improving; keep the best"},
-        ),
-        ("--patience", "patience", {"type": int, "help": "epochs without improvement before early stopping"}),
-        ("--monitor", "monitor", {"choices": MONITOR_NAMES, "help": "validation metric for early stopping"}),
-        (
-            "--checkpoint-every",
-            "checkpoint_every",
-            {"type": int, "metavar": "N", "help": "save a checkpoint every N epochs"},
-        ),
-    ]
+    out = []
+    for opt in config_options(*([config_cls] if config_cls is not None else [])).values():
+        kwargs: dict[str, Any] = {"help": opt.help_text()}
+        if opt.metavar is not None:
+            kwargs["metavar"] = opt.metavar
+        if opt.kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif opt.parse is not None:
+            kwargs["type"] = _text_type(opt.parse)
+        elif opt.kind in (int, float):
+            kwargs["type"] = opt.kind
+        elif opt.choices is not None and not opt.listed and not opt.optional:
+            kwargs["choices"] = list(opt.choices())
+        out.append((opt.flag, opt.name, kwargs))
+    return out
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
+def add_train_options(parser: argparse.ArgumentParser, config_cls: type[TrainConfig] | None = None) -> None:
     """The options of a training run (every :class:`TrainConfig` field) plus ``--config``.
 
     Flags default to "not given", so a config file's values survive unless overridden;
@@ -110,10 +83,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     """
     from .options import TrainConfig
 
-    defaults = TrainConfig()
+    defaults = (config_cls or TrainConfig)()
     parser.add_argument("--config", metavar="FILE", help="TOML file of training options; flags override it")
     group = parser.add_argument_group("training options (also settable in the --config file)")
-    for flag, name, kwargs in train_options():
+    for flag, name, kwargs in train_options(config_cls):
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = kwargs.get("help", "")
@@ -123,13 +96,14 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=name, default=argparse.SUPPRESS, **{**kwargs, "help": help_text})
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, config_cls: type[TrainConfig] | None = None) -> TrainConfig:
     """Defaults, then the ``--config`` file, then the flags given on the command line."""
-    from .options import TrainConfig, load_config
+    from .options import TrainConfig, config_options, read_toml
 
-    given = {name: getattr(args, name) for _, name, _ in train_options() if hasattr(args, name)}
+    cls = config_cls or TrainConfig
+    given = {name: getattr(args, name) for name in config_options(cls) if hasattr(args, name)}
     try:
-        base = load_config(args.config) if getattr(args, "config", None) else TrainConfig()
+        base = cls.from_mapping(read_toml(args.config), args.config) if getattr(args, "config", None) else cls()
         return base.merged(given)
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -197,18 +171,6 @@ def _bench_arguments(bench: argparse.ArgumentParser) -> None:
     bench.set_defaults(handler=_bench, forwards_unknown=True)
 
 
-def _serve_arguments(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "runs_dir", nargs="?", default="runs", metavar="RUNS_DIR", help="folder of run directories (default: runs)"
-    )
-    serve.add_argument("--model", metavar="RUN_DIR", help="run whose model the explorer opens first")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
-    )
-    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)")
-    serve.set_defaults(handler=_serve)
-
-
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]] = {
     "train": ("train a network and write a run directory", _train_arguments, True),
     "evaluate": ("loss and accuracy of a saved model", _evaluate_arguments, True),
@@ -219,7 +181,6 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]]
         _gradcheck_arguments,
         True,
     ),
-    "serve": ("a live web dashboard of the runs and an explorer of their networks", _serve_arguments, True),
     "bench": (
         "speed against scikit-learn and PyTorch, side by side (BENCHMARKS.md; from a source checkout)",
         _bench_arguments,
@@ -352,22 +313,6 @@ def _gradcheck(args: argparse.Namespace) -> int:
     print(f"finite differences, h = {args.step:g}, on {args.samples} {config.dataset} training samples in float64")
     print(table)
     return 0 if ok else 1
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from ..results.server import make_server
-
-    server = make_server(args.runs_dir, args.host, args.port, args.model)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"note: listening on {args.host}, reachable from other machines; the page has no login", file=sys.stderr)
-    print(f"serving {args.runs_dir} at {server.url} (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -7,26 +7,22 @@ Every run directory records the fully resolved options as ``config.toml``, so
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
 import math
 import sys
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-from ..init import INITIALIZERS
-from ..network import ACTIVATIONS
-from ..optim import OPTIMIZERS
-from ..schedules import SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-ACTIVATION_NAMES = tuple(ACTIVATIONS)
-OPTIMIZER_NAMES = tuple(OPTIMIZERS)
-SCHEDULE_NAMES = tuple(SCHEDULES)
 MONITOR_NAMES = ("val_loss", "val_acc")
 
 
@@ -44,54 +40,241 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def activation_names() -> tuple[str, ...]:
+    """The activations options may name, read from the network's mapping when asked."""
+    from .. import network
+
+    return tuple(network.ACTIVATIONS)
+
+
+def initializer_names() -> tuple[str, ...]:
+    from .. import init
+
+    return tuple(init.INITIALIZERS)
+
+
+def optimizer_names() -> tuple[str, ...]:
+    """The registered optimisers (:attr:`ml_math_nn.optim.Optimizer.registry`), read when asked."""
+    from .. import optim
+
+    return tuple(optim.OPTIMIZERS)
+
+
+def schedule_names() -> tuple[str, ...]:
+    """The registered learning-rate schedules, read when asked."""
+    from .. import schedules
+
+    return tuple(schedules.SCHEDULES)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One training option, declared once as a :class:`TrainConfig` field (see :func:`option`).
+
+    The config's field and default, its check and message, its TOML key, its command-line
+    flag and help, and the estimator's parameter are all derived from this.
+
+    Attributes
+    ----------
+    help : str
+        One line for ``--help`` and the estimator's docs; ``{choices}`` is replaced by the
+        names :attr:`choices` gives at that moment.
+    check : callable, optional
+        ``check(value) -> bool`` for a value of the right type (``None`` values of an
+        optional option are not checked); a failure reads
+        ``"<label> must be <rule>, got <value>"``.
+    rule : str
+        What ``check`` demands, for that message.
+    label : str
+        The option in words, for messages (default: its name with spaces).
+    choices : callable, optional
+        The names the option accepts, read when asked (from a registry, so that a new
+        optimiser or schedule appears without edits).  Without ``check``, a name outside
+        them reads ``"unknown <label> 'x'; choose from a, b"``.
+    listed : bool
+        The value may be a comma-separated list of names (or a TOML list of strings).
+    parse : callable, optional
+        Turns command-line text (or a TOML string) into the value (``hidden``'s widths).
+    metavar : str, optional
+        Placeholder of the flag's value in ``--help``.
+    goes_to : tuple of str
+        The constructor parameters the option fills: ``"optimizer.momentum"``,
+        ``"optimizer.betas[0]"`` (the first item of ``betas``), ``"schedule.factor"``,
+        ``"warmup.warmup_epochs"``.  Each built class gets exactly those of its
+        constructor's parameters (by :func:`inspect.signature`), and that constructor
+        checks the value: the option has no check of its own that could disagree.
+    name, default, kind, optional
+        Filled in from the field: its name, default, type (``bool``, ``int``, ``float``,
+        ``str`` or ``tuple``) and whether ``None`` is allowed.
+    """
+
+    help: str
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""
+    label: str = ""
+    choices: Callable[[], Sequence[str]] | None = None
+    listed: bool = False
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    goes_to: tuple[str, ...] = ()
+    name: str = ""
+    default: Any = None
+    kind: type = object
+    optional: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag: ``--`` and the name with dashes."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def words(self) -> str:
+        return self.label or self.name.replace("_", " ")
+
+    def help_text(self) -> str:
+        """The help line with the choices filled in and, for an option that only some
+        registered optimisers or schedules take, their names (without the default)."""
+        names = ", ".join(self.choices()) if self.choices is not None else ""
+        text = self.help.replace("{choices}", names)
+        users = self.taken_by()
+        return f"{text} ({', '.join(users)})" if users else text
+
+    def taken_by(self) -> list[str]:
+        """The registered optimisers or schedules whose constructors take this option,
+        when that is not all of them (read from their signatures now)."""
+        from .. import optim, schedules
+
+        registries = {"optimizer": optim.OPTIMIZERS, "schedule": schedules.SCHEDULES}
+        users: list[str] = []
+        for where, registry in registries.items():
+            params = [t.partition(".")[2].partition("[")[0] for t in self.goes_to if t.startswith(where + ".")]
+            if params:
+                takes = [n for n, cls in registry.items() if set(params) & set(inspect.signature(cls).parameters)]
+                users += takes if len(takes) < len(registry) else []
+        return users
+
+    def error(self, value: Any) -> str | None:
+        """The message of ``value`` (of the right type) against this option's own check; None if fine."""
+        if value is None and self.optional:
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{self.name} must be a finite number, got {value}"
+        if self.check is not None:
+            if not self.check(value):
+                shown = repr(value) if isinstance(value, str) else value
+                return f"{self.words} must be {self.rule}, got {shown}"
+            return None
+        if self.choices is not None:
+            names = self.choices()
+            unknown = [v.strip() for v in value.split(",")] if self.listed else [value]
+            bad = next((v for v in unknown if v not in names), None)
+            if bad is not None:
+                return f"unknown {self.words} {bad!r}; choose from {', '.join(names)}"
+        return None
+
+
+def option(default: Any, help: str, **kwargs: Any) -> Any:
+    """A :class:`TrainConfig` field declaring one :class:`Option` (its keywords but ``help``)."""
+    return field(default=default, metadata={"option": Option(help, **kwargs)})
+
+
+def _in(low: float, high: float, *, closed: str = "[)") -> Callable[[Any], bool]:
+    """A check for ``low <= x < high`` (``closed`` says which ends are included)."""
+    return lambda x: (low <= x if closed[0] == "[" else low < x) and (x <= high if closed[1] == "]" else x < high)
+
+
 @dataclass
 class TrainConfig:
     """Every option of a training run, with the defaults of ``ml-math-nn train``.
 
-    ``activation`` is one name for every hidden layer or a comma-separated list with
-    one name per hidden layer.  Optional values are ``None`` when unset.
+    Each field is the one declaration of its option (:func:`option`): the TOML key, the
+    flag, its help and check, the estimator's parameter and where it goes all come from
+    it (:data:`OPTIONS`).  ``activation`` is one name for every hidden layer or a
+    comma-separated list with one name per hidden layer.  Optional values are ``None``
+    when unset.  Options that go to the optimiser or the schedule are checked by building
+    them (:meth:`validate`); one the chosen optimiser or schedule does not take is unused,
+    and checked for its type only.
     """
 
     # data
-    dataset: str = "digits"
-    data_dir: str | None = None
-    test_file: str | None = None
-    label_column: str | None = None
-    subset: int | None = None
-    test_size: float = 0.2
-    val_size: float = 0.0
-    augment: bool = False
+    dataset: str = option("digits", "digits, fashion-mnist, mnist, csv:PATH or npz:PATH", metavar="NAME")
+    data_dir: str | None = option(None, "folder holding the dataset's files (default: data/)", metavar="DIR")
+    test_file: str | None = option(None, "separate test file for csv:/npz: datasets", metavar="FILE")
+    label_column: str | None = option(None, "CSV label column, by name or index", metavar="COL")
+    subset: int | None = option(
+        None, "train on N samples of the training set", metavar="N", check=lambda n: n >= 2, rule=">= 2"
+    )
+    test_size: float = option(
+        0.2, "stratified fraction held out for testing", check=_in(0, 1, closed="()"), rule="strictly between 0 and 1"
+    )
+    val_size: float = option(
+        0.0,
+        "fraction of the training data held out for validation",
+        check=_in(0, 1),
+        rule="in [0, 1)",
+        label="validation size",
+    )
+    augment: bool = option(False, "random one-pixel shifts of images")
     # model
-    hidden: tuple[int, ...] = (128,)
-    activation: str = "relu"
-    init: str | None = None
-    dropout: float = 0.0
-    batch_norm: bool = False
-    l2: float = 0.0
-    dtype: str = "float32"
+    hidden: tuple[int, ...] = option(
+        (128,),
+        "hidden layer widths, comma-separated, e.g. 256,128",
+        parse=parse_hidden,
+        check=lambda h: all(w >= 1 for w in h),
+        rule=">= 1",
+        label="hidden widths",
+    )
+    activation: str = option(
+        "relu", "one of {choices}, or one per hidden layer, comma-separated", choices=activation_names, listed=True
+    )
+    init: str | None = option(None, "{choices} (default: per activation)", choices=initializer_names)
+    dropout: float = option(0.0, "inverted dropout rate after each hidden layer", check=_in(0, 1), rule="in [0, 1)")
+    batch_norm: bool = option(False, "batch normalisation")
+    l2: float = option(0.0, "L2 penalty (l2/2)*sum ||W||^2 added to the loss", check=lambda x: x >= 0, rule=">= 0")
+    dtype: str = option(
+        "float32",
+        "floating type",
+        choices=lambda: ("float32", "float64"),
+        check=lambda d: d in ("float32", "float64"),
+        rule="float32 or float64",
+    )
     # optimisation
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.0
-    nesterov: bool = False
-    beta1: float = 0.9
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    clip_norm: float | None = None
-    schedule: str = "constant"
-    warmup_epochs: int = 0
-    step_size: int = 10
-    gamma: float = 0.1
-    min_lr: float = 0.0
-    plateau_patience: int = 5
+    optimizer: str = option("sgd", "update rule", choices=optimizer_names)
+    lr: float = option(0.05, "(initial) learning rate", goes_to=("optimizer.lr",))
+    momentum: float = option(0.0, "momentum", goes_to=("optimizer.momentum",))
+    nesterov: bool = option(False, "Nesterov momentum", goes_to=("optimizer.nesterov",))
+    beta1: float = option(0.9, "first-moment decay", goes_to=("optimizer.betas[0]",))
+    beta2: float = option(0.999, "second-moment decay", goes_to=("optimizer.betas[1]",))
+    weight_decay: float = option(0.0, "weight decay (decoupled for adamw)", goes_to=("optimizer.weight_decay",))
+    clip_norm: float | None = option(
+        None, "clip the gradients' global L2 norm to this", check=lambda x: x > 0, rule="> 0"
+    )
+    schedule: str = option("constant", "learning-rate schedule", choices=schedule_names)
+    warmup_epochs: int = option(
+        0,
+        "linear warm-up epochs before the schedule",
+        goes_to=("warmup.warmup_epochs",),
+    )
+    step_size: int = option(10, "epochs between decays", goes_to=("schedule.step_size",))
+    gamma: float = option(0.1, "decay factor of the schedule", goes_to=("schedule.gamma", "schedule.factor"))
+    min_lr: float = option(0.0, "floor of the learning rate", goes_to=("schedule.eta_min", "schedule.min_lr"))
+    plateau_patience: int = option(5, "epochs without improvement before a decay", goes_to=("schedule.patience",))
     # loop
-    epochs: int = 30
-    batch_size: int = 32
-    seed: int = 0
-    early_stopping: bool = False
-    patience: int = 10
-    monitor: str = "val_loss"
-    checkpoint_every: int = 0
+    epochs: int = option(30, "passes over the training set", check=lambda n: n >= 0, rule=">= 0")
+    batch_size: int = option(32, "samples per mini-batch", check=lambda n: n >= 1, rule=">= 1")
+    seed: int = option(0, "the one seed of all randomness")
+    early_stopping: bool = option(False, "stop when --monitor stops improving; keep the best")
+    patience: int = option(10, "epochs without improvement before early stopping", check=lambda n: n >= 1, rule=">= 1")
+    monitor: str = option(
+        "val_loss",
+        "validation metric for early stopping",
+        choices=lambda: MONITOR_NAMES,
+        check=lambda m: m in MONITOR_NAMES,
+        rule=f"one of {', '.join(MONITOR_NAMES)}",
+    )
+    checkpoint_every: int = option(
+        0, "save a checkpoint every N epochs", metavar="N", check=lambda n: n >= 0, rule=">= 0"
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, str):
@@ -108,72 +291,27 @@ class TrainConfig:
         return names * len(self.hidden) if len(names) == 1 else names
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first invalid option and its value."""
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value}")
-        unknown = next((a for a in self.activations if a not in ACTIVATION_NAMES), None)
-        checks = [
-            (all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}"),
-            (
-                unknown is None,
-                f"unknown activation {unknown!r}; choose from {', '.join(ACTIVATION_NAMES)}",
-            ),
-            (
-                len(self.activations) == len(self.hidden),
-                f"activation lists {len(self.activations)} names for {len(self.hidden)} hidden layers",
-            ),
-            (
-                self.init is None or self.init in INITIALIZERS,
-                f"unknown init {self.init!r}; choose from {', '.join(INITIALIZERS)}",
-            ),
-            (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (
-                not self.batch_norm or self.batch_size >= 2,
-                f"batch norm needs a batch size >= 2 (batch statistics), got {self.batch_size}",
-            ),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
-            (0 < self.test_size < 1, f"test size must be strictly between 0 and 1, got {self.test_size}"),
-            (0 <= self.val_size < 1, f"validation size must be in [0, 1), got {self.val_size}"),
-            (self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}"),
-            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
-            (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
-            (
-                self.optimizer in OPTIMIZER_NAMES,
-                f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZER_NAMES)}",
-            ),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0"),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"betas must be in [0, 1), got {self.beta1}, {self.beta2}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
-            (self.clip_norm is None or self.clip_norm > 0, f"clip norm must be > 0, got {self.clip_norm}"),
-            (
-                self.schedule in SCHEDULE_NAMES,
-                f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULE_NAMES)}",
-            ),
-            (self.warmup_epochs >= 0, f"warmup epochs must be >= 0, got {self.warmup_epochs}"),
-            (self.step_size >= 1, f"step size must be >= 1, got {self.step_size}"),
-            (0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}"),
-            (self.min_lr >= 0, f"min lr must be >= 0, got {self.min_lr}"),
-            (self.plateau_patience >= 0, f"plateau patience must be >= 0, got {self.plateau_patience}"),
-            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
-            (self.monitor in MONITOR_NAMES, f"monitor must be one of {', '.join(MONITOR_NAMES)}, got {self.monitor!r}"),
-            (
-                not self.early_stopping or self.val_size > 0,
-                "early stopping needs a validation split (val_size > 0): the test set never chooses anything",
-            ),
-            (
-                not (self.schedule == "plateau" and self.val_size == 0),
-                "the plateau schedule needs a validation split (val_size > 0)",
-            ),
-            (self.checkpoint_every >= 0, f"checkpoint every must be >= 0, got {self.checkpoint_every}"),
-            (self.subset is None or self.subset >= 2, f"subset must be >= 2, got {self.subset}"),
-        ]
-        for ok, message in checks:
-            if not ok:
+        """Raise ``ValueError`` naming the first invalid option and its value.
+
+        In order: each option's own check (:meth:`Option.error`), the rules that tie
+        options together (:data:`RULES`), then the optimiser and the schedule are built
+        from the options that go to them; a constructor's ``ValueError`` is re-raised
+        prefixed with the option(s) whose value it refuses, e.g.
+        ``gamma: ReduceOnPlateau factor must be in (0, 1), got 1.0``.
+        """
+        for opt in OPTIONS.values():
+            message = opt.error(getattr(self, opt.name))
+            if message is not None:
                 raise ValueError(message)
+        for holds, says in RULES:
+            if not holds(self):
+                raise ValueError(says(self))
+        message = _component_error(self)
+        if message is not None:
+            culprits = [
+                name for name in _component_options(self) if _component_error(_at_default(self, name)) != message
+            ]
+            raise ValueError(f"{', '.join(culprits) or f'{self.optimizer}, {self.schedule}'}: {message}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML values; unset (``None``) options are left out."""
@@ -184,16 +322,11 @@ class TrainConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping (a TOML table, CLI values), rejecting unknown keys and bad types."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        options = config_options(cls)
+        unknown = sorted(set(values) - set(options))
         if unknown:
-            raise ValueError(f"{source}: unknown option {unknown[0]!r}; known options: {', '.join(known)}")
-        defaults = cls.__new__(cls)
-        for name, f in known.items():
-            setattr(defaults, name, f.default)
-        coerced: dict[str, Any] = {}
-        for name, value in values.items():
-            coerced[name] = _coerce(name, value, getattr(defaults, name), source)
+            raise ValueError(f"{source}: unknown option {unknown[0]!r}; known options: {', '.join(options)}")
+        coerced = {name: _coerce(options[name], value, source) for name, value in values.items()}
         try:
             return cls(**coerced)
         except ValueError as e:
@@ -201,7 +334,7 @@ class TrainConfig:
 
     def merged(self, overrides: Mapping[str, Any], source: str = "command line") -> TrainConfig:
         """A copy with ``overrides`` applied (validated like :meth:`from_mapping`)."""
-        return TrainConfig.from_mapping({**self.to_dict(), **overrides}, source)
+        return type(self).from_mapping({**self.to_dict(), **overrides}, source)
 
     def to_toml(self) -> str:
         """The options as a TOML document that :func:`load_config` reads back identically."""
@@ -211,36 +344,129 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
 
-def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
-    """Check one option's type against its default's (None defaults accept str/int/float)."""
+def config_options(cls: type[TrainConfig] = TrainConfig) -> dict[str, Option]:
+    """The :class:`Option` of every field of ``cls`` (a subclass may add options), in order."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Option] = {}
+    for f in fields(cls):
+        declared: Option = f.metadata["option"]
+        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        optional = type(None) in typing.get_args(hints[f.name])
+        kind = typing.get_origin(hints[f.name]) or hints[f.name]
+        if optional:
+            kind = args[0]
+        out[f.name] = dataclasses.replace(declared, name=f.name, default=f.default, kind=kind, optional=optional)
+    return out
+
+
+OPTIONS: dict[str, Option] = config_options()
+"""Every option of :class:`TrainConfig` by name, in the order of the fields."""
+
+RULES: list[tuple[Callable[[TrainConfig], bool], Callable[[TrainConfig], str]]] = [
+    (
+        lambda c: len(c.activations) == len(c.hidden),
+        lambda c: f"activation lists {len(c.activations)} names for {len(c.hidden)} hidden layers",
+    ),
+    (
+        lambda c: not c.batch_norm or c.batch_size >= 2,
+        lambda c: f"batch norm needs a batch size >= 2 (batch statistics), got {c.batch_size}",
+    ),
+    (
+        lambda c: not c.early_stopping or c.val_size > 0,
+        lambda c: "early stopping needs a validation split (val_size > 0): the test set never chooses anything",
+    ),
+    (
+        lambda c: not (c.schedule == "plateau" and c.val_size == 0),
+        lambda c: "the plateau schedule needs a validation split (val_size > 0)",
+    ),
+]
+"""Checks that tie several options together: (holds, message)."""
+
+
+def constructor_options(config: TrainConfig, component: str, cls: type, **derived: Any) -> dict[str, Any]:
+    """The keyword arguments of ``cls`` that ``config``'s options fill for ``component``.
+
+    ``component`` is ``"optimizer"``, ``"schedule"`` or ``"warmup"``: each option whose
+    :attr:`Option.goes_to` names a parameter of ``cls``'s constructor fills it (``betas[0]``
+    and ``betas[1]`` make the pair ``betas``); ``derived`` values (the cosine schedule's
+    ``t_max``) fill the parameters of those names that ``cls`` has.  Nothing else is passed.
+    """
+    accepted = inspect.signature(cls).parameters
+    kwargs: dict[str, Any] = {}
+    items: dict[str, dict[int, Any]] = {}
+    for opt in config_options(type(config)).values():
+        for target in opt.goes_to:
+            where, _, param = target.partition(".")
+            param, _, index = param.partition("[")
+            if where != component or param not in accepted:
+                continue
+            value = getattr(config, opt.name)
+            if index:
+                items.setdefault(param, {})[int(index.rstrip("]"))] = value
+            else:
+                kwargs[param] = value
+    kwargs.update({param: tuple(v for _, v in sorted(values.items())) for param, values in items.items()})
+    kwargs.update({name: value for name, value in derived.items() if name in accepted})
+    return kwargs
+
+
+def _component_options(config: TrainConfig) -> list[str]:
+    """The options (not at their defaults) that go to the optimiser or schedule."""
+    return [
+        opt.name
+        for opt in config_options(type(config)).values()
+        if opt.goes_to and getattr(config, opt.name) != opt.default
+    ]
+
+
+def _at_default(config: TrainConfig, name: str) -> TrainConfig:
+    """A copy of ``config`` with option ``name`` at its default, not validated."""
+    out = copy.copy(config)
+    setattr(out, name, OPTIONS[name].default if name in OPTIONS else config_options(type(config))[name].default)
+    return out
+
+
+def _component_error(config: TrainConfig) -> str | None:
+    """The message of building ``config``'s optimiser and schedule; None if they build."""
+    from .builders import build_optimizer, build_schedule
+
+    try:
+        build_schedule(config, build_optimizer(config))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _coerce(opt: Option, value: Any, source: str) -> Any:
+    """Check one option's type (``None`` only where the option is optional)."""
 
     def bad(expected: str) -> ValueError:
-        return ValueError(f"{source}: option {name!r} must be {expected}, got {value!r}")
+        return ValueError(f"{source}: option {opt.name!r} must be {expected}, got {value!r}")
 
-    if name == "hidden":
-        if isinstance(value, str):
+    if opt.kind is tuple:
+        if isinstance(value, str) and opt.parse is not None:
             try:
-                return parse_hidden(value)
+                return opt.parse(value)
             except ValueError as e:  # say where: the file, or the command line
                 raise ValueError(f"{source}: {e}") from None
         if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return tuple(value)
         raise bad("a list of positive integers")
-    if name == "activation" and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+    if opt.listed and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return ",".join(value)
-    if isinstance(default, bool):
+    if opt.kind is bool:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if isinstance(default, int) or name in ("subset",):
+    if opt.kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
         return value
-    if isinstance(default, float) or name in ("clip_norm",):
+    if opt.kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
         return float(value)
-    if isinstance(default, str) or default is None:
+    if opt.kind is str:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise bad("a string")
         return str(value)
