@@ -132,9 +132,12 @@ class Trainer:
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {len(self.history) + 1}, batch {batch}; try a smaller learning rate"
                 )
+            # The flat buffer when the network has one: an elementwise optimiser then
+            # updates every parameter in one pass (same numbers as tensor by tensor).
+            flat = self.network.flat_parameters()
             if self.clip_norm is not None:
                 clip_grad_norm(self.network.parameters(), self.clip_norm)
-            self.optimizer.step(self.network.parameters())
+            self.optimizer.step(self.network.parameters() if flat is None else flat)
             total += loss * len(xb)
             if self.on_batch is not None:
                 acc = float(np.mean(logits.argmax(axis=1) == yb))

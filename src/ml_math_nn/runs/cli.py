@@ -171,6 +171,18 @@ def _bench_arguments(bench: argparse.ArgumentParser) -> None:
     bench.set_defaults(handler=_bench, forwards_unknown=True)
 
 
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "runs_dir", nargs="?", default="runs", metavar="RUNS_DIR", help="folder of run directories (default: runs)"
+    )
+    serve.add_argument("--model", metavar="RUN_DIR", help="run whose model the explorer opens first")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)")
+    serve.set_defaults(handler=_serve)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]] = {
     "train": ("train a network and write a run directory", _train_arguments, True),
     "evaluate": ("loss and accuracy of a saved model", _evaluate_arguments, True),
@@ -181,6 +193,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]]
         _gradcheck_arguments,
         True,
     ),
+    "serve": ("a live web dashboard of the runs and an explorer of their networks", _serve_arguments, True),
     "bench": (
         "speed against scikit-learn and PyTorch, side by side (BENCHMARKS.md; from a source checkout)",
         _bench_arguments,
@@ -313,6 +326,22 @@ def _gradcheck(args: argparse.Namespace) -> int:
     print(f"finite differences, h = {args.step:g}, on {args.samples} {config.dataset} training samples in float64")
     print(table)
     return 0 if ok else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..results.server import make_server
+
+    server = make_server(args.runs_dir, args.host, args.port, args.model)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: listening on {args.host}, reachable from other machines; the page has no login", file=sys.stderr)
+    print(f"serving {args.runs_dir} at {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

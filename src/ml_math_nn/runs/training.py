@@ -34,7 +34,16 @@ from ..data.augment import random_shifts
 from .checkpoint import Checkpointer, RunState, load_checkpoint
 from .options import TrainConfig
 from .builders import build_network, build_optimizer, build_schedule, prepare_data, run_generators
-from .rundir import RunFailed, failing_run, format_record, fresh_run_dir, metrics_csv, peak_memory_mb, prepare_out_dir
+from .rundir import (
+    LiveMetrics,
+    RunFailed,
+    failing_run,
+    format_record,
+    fresh_run_dir,
+    metrics_csv,
+    peak_memory_mb,
+    prepare_out_dir,
+)
 from ..network import Network, build_mlp
 from ..optim import Optimizer, make_optimizer
 from .persistence import Model, save_model, write_text
@@ -109,6 +118,7 @@ def run_training(
     run_callbacks: list[Callable[[Trainer, EpochRecord], None]] = [ScheduleStep(schedule)]
     run_callbacks += [stopper] if stopper is not None else []
     run_callbacks += [Checkpointer(out, run, config.checkpoint_every)]
+    run_callbacks += [LiveMetrics(out)]  # metrics.csv after every epoch, for a watcher
     run_callbacks += [lambda _, record: report(format_record(record, config.epochs)), *callbacks]
     model = Model(network, ds.class_names, prepared.scaler, {"dataset": ds.name, "config": config.to_dict()})
     status = "failed"
