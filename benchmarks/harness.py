@@ -11,8 +11,9 @@ contender's per-epoch time is the median over its epochs.
 Our efficiency is the floating-point work an epoch needs divided by our per-epoch
 time, as a fraction of the float32 matrix-multiply rate that ``np.matmul`` reaches on
 large square matrices (sampled once per round, between the epochs).  The work is
-counted from the layer shapes: a :class:`~ml_math_nn.layers.Dense` layer of shape
-:math:`n_{in} \times n_{out}` needs, per sample,
+counted from the layer shapes (each layer's
+:meth:`~ml_math_nn.layers.Layer.multiply_adds`): a :class:`~ml_math_nn.layers.Dense`
+layer of shape :math:`n_{in} \times n_{out}` needs, per sample,
 
 .. math:: \underbrace{2 n_{in} n_{out}}_{Z = XW} + \underbrace{2 n_{in} n_{out}}_{X^\top G}
           + \underbrace{2 n_{in} n_{out}}_{G W^\top} = 6\, n_{in} n_{out},
@@ -55,7 +56,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from ml_math_nn import __version__
 from ml_math_nn._types import Array, Labels
 from ml_math_nn.data import datasets as data
-from ml_math_nn.layers import Dense
 from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.optim import SGD, Adam, Optimizer
 from ml_math_nn.runs.cli import Parser
@@ -126,11 +126,13 @@ def flops_per_epoch(network: Network, n_samples: int) -> int:
 
     .. math:: m \Big(6 \sum_\ell n_{in}^{(\ell)} n_{out}^{(\ell)} - 2\, n_{in}^{(1)} n_{out}^{(1)}\Big):
 
-    forward, weight gradient and input gradient of every Dense layer, less the input
-    gradient of the first one (the data needs no gradient).
+    forward, weight gradient and input gradient of every layer built on a matrix product
+    (its :meth:`~ml_math_nn.layers.Layer.multiply_adds` :math:`n_{in} n_{out}` per sample
+    for a dense layer, each pass as much), less the input gradient of the first layer
+    (the data needs no gradient).
     """
-    sizes = [layer.n_in * layer.n_out for layer in network.layers if isinstance(layer, Dense)]
-    return n_samples * (6 * sum(sizes) - 2 * sizes[0])
+    macs = [layer.multiply_adds(shape) for layer, (shape, _) in zip(network.layers, network.shapes(), strict=True)]
+    return n_samples * (6 * sum(macs) - 2 * macs[0])
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -226,15 +228,20 @@ class Torch(Contender):
         import torch
 
         self.torch = torch
-        dense = [layer for layer in network.layers if isinstance(layer, Dense)]
         modules: list[Any] = []
-        for layer in dense:
-            linear = torch.nn.Linear(layer.n_in, layer.n_out, dtype=torch.float32)
+        # Translated from the layers' configs (a benchmark MLP: dense layers and ReLUs).
+        for layer, spec in zip(network.layers, network.config()["layers"], strict=True):
+            if spec["type"] == "ReLU":
+                modules.append(torch.nn.ReLU())
+                continue
+            if spec["type"] != "Dense":
+                raise ValueError(f"the PyTorch contender has no counterpart of {layer!r}")
+            linear = torch.nn.Linear(spec["n_in"], spec["n_out"], dtype=torch.float32)
             with torch.no_grad():
                 linear.weight.copy_(torch.from_numpy(layer.params["W"].T.copy()))
                 linear.bias.copy_(torch.from_numpy(layer.params["b"]))
-            modules += [linear, torch.nn.ReLU()]
-        self.model = torch.nn.Sequential(*modules[:-1])
+            modules.append(linear)
+        self.model = torch.nn.Sequential(*modules)
         params = self.model.parameters()
         self.optimizer = torch.optim.SGD(params, lr=w.lr) if w.optimizer == "sgd" else torch.optim.Adam(params, lr=w.lr)
         self.X, self.y = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))

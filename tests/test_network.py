@@ -144,11 +144,9 @@ def regularised_mlp(name: str, rng: np.random.Generator, m: int) -> Network:
     net = build_mlp(6, hidden, 4, rng, activation, np.float64, dropout=dropout, batch_norm=batch_norm, l2=l2)
     for _, p, _ in net.parameters():
         p += rng.normal(scale=0.1, size=p.shape)
-    width = 6
-    for layer in net.layers:
-        width = layer.output_dim(width)
+    for layer, (_, shape) in zip(net.layers, net.shapes(), strict=True):
         if isinstance(layer, Dropout):
-            layer.fixed_mask = rng.random((m, width)) >= layer.rate
+            layer.fixed_mask = rng.random((m, *shape)) >= layer.rate
         if isinstance(layer, BatchNorm):
             layer.buffers["running_mean"][:] = rng.normal(size=layer.n_features)
             layer.buffers["running_var"][:] = rng.uniform(0.5, 2, size=layer.n_features)

@@ -171,7 +171,7 @@ def test_batch_norm_evaluation_uses_running_statistics(rng: np.random.Generator)
 def test_batch_norm_bad_use_is_reported() -> None:
     with pytest.raises(ValueError, match="at least 2 rows per batch in training, got 1"):
         BatchNorm(3).forward(np.ones((1, 3)), training=True)
-    with pytest.raises(ValueError, match=r"BatchNorm expects input of shape \(m, 3\), got \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm expects input of shape \(m, 3\) or \(m, 3, ...\), got \(4, 2\)"):
         BatchNorm(3).forward(np.ones((4, 2)))
     with pytest.raises(ValueError, match="n_features must be >= 1, got 0"):
         BatchNorm(0)

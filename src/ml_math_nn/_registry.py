@@ -19,7 +19,7 @@ then one class in its module: nothing else to list, and a registered name always
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T", bound=type)
@@ -33,15 +33,20 @@ class Registry(Mapping[str, T], Generic[T]):
     what : str
         What the classes are, for messages: ``"optimizer"`` gives
         ``unknown optimizer 'x'; choose one of: sgd, adam, ...``.
+    key : callable, optional
+        The name a class is registered under (``None`` or ``""``: not registered).  By
+        default the ``name`` defined in the class's own body; the layer types of model
+        files use the class name (``lambda cls: cls.__name__``).
     """
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, key: Callable[[T], str | None] | None = None) -> None:
         self.what = what
+        self._key = key
         self._classes: dict[str, T] = {}
 
     def add(self, cls: T) -> None:
-        """Register ``cls`` under the ``name`` defined in its own body (if any)."""
-        name = cls.__dict__.get("name")
+        """Register ``cls`` under its key: the ``name`` defined in its own body (if any) by default."""
+        name = cls.__dict__.get("name") if self._key is None else self._key(cls)
         if not name:
             return
         if not isinstance(name, str):

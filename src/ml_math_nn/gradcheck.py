@@ -22,7 +22,7 @@ and :func:`format_report` prints its table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,18 +105,20 @@ def check_network(network: Network, x: Array, y: Labels, h: float = 1e-6) -> Res
     return results
 
 
-def fix_dropout_masks(network: Network, m: int, rng: np.random.Generator) -> None:
-    """Give every :class:`~ml_math_nn.layers.Dropout` of ``network`` a keep-mask for ``m`` rows.
+def fix_dropout_masks(
+    network: Network, m: int, rng: np.random.Generator, input_shape: Sequence[int] | None = None
+) -> None:
+    """Give every :class:`~ml_math_nn.layers.Dropout` of ``network`` a keep-mask for ``m`` samples.
 
     Each mask is drawn once from ``rng`` (an entry is kept with probability :math:`1-p`), so
     the training-mode loss becomes a deterministic function of the parameters, which finite
     differences need: a fresh mask per evaluation would change the function being differentiated.
+    A mask has the shape of the batch reaching its layer, followed from ``input_shape``
+    (one sample's shape; default the network's :attr:`~ml_math_nn.network.Network.input_shape`).
     """
-    width = network.n_in
-    for layer in network.layers:
+    for layer, (shape, _) in zip(network.layers, network.shapes(input_shape), strict=True):
         if isinstance(layer, Dropout):
-            layer.fixed_mask = rng.random((m, width)) >= layer.rate
-        width = layer.output_dim(width)
+            layer.fixed_mask = rng.random((m, *shape)) >= layer.rate
 
 
 def format_report(results: Results, tol: float = DEFAULT_TOL) -> tuple[str, bool]:

@@ -61,16 +61,28 @@ def get(name: str) -> Initializer:
         raise ValueError(f"unknown initialiser {name!r}; choose one of: {', '.join(INITIALIZERS)}") from None
 
 
-RELU_LIKE = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh"})
-"""Activations that pass positive inputs about unchanged and damp negative ones."""
-
-
 def default_for(activation: str | None) -> str:
-    """The initialiser that suits a dense layer followed by ``activation``.
+    """The initialiser that suits a dense layer followed by ``activation`` (an option name).
 
-    He normal before the ReLU-like activations (:data:`RELU_LIKE`): they keep about
-    half of the variance, which He's factor 2 restores.  Glorot uniform before the
-    symmetric ones (tanh, sigmoid), which are close to linear around 0, and before the
-    softmax (``activation`` None), which the output layer feeds.
+    Each activation class says it (:attr:`ml_math_nn.layers.Activation.default_init`): He
+    normal before the ReLU-like activations (:data:`RELU_LIKE`), which keep about half of
+    the variance, restored by He's factor 2; Glorot uniform before the symmetric ones
+    (tanh, sigmoid), which are close to linear around 0, and before the softmax
+    (``activation`` None), which the output layer feeds.
     """
-    return "he_normal" if activation in RELU_LIKE else "glorot_uniform"
+    if activation is None:
+        return "glorot_uniform"
+    from .layers import Activation  # the layers import this module: look them up when asked
+
+    return Activation.options.lookup(activation).default_init
+
+
+def __getattr__(name: str) -> frozenset[str]:
+    """``RELU_LIKE``: the activations (option names) that pass positive inputs about
+    unchanged and damp negative ones, those that take He's initialisation; read from the
+    activation classes when first asked for."""
+    if name == "RELU_LIKE":
+        from .layers import Activation
+
+        return frozenset(key for key, cls in Activation.options.items() if cls.default_init == "he_normal")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,25 @@
 """Layers: each one a forward/backward pair.
 
-Conventions (used everywhere in the library and in ``docs/math.md``): a batch is a
-matrix ``X`` of shape ``(m, n)`` with one **sample per row**.  A dense layer computes
-``Z = X W + b`` with ``W`` of shape ``(n_in, n_out)``.  This is the transpose of the
-column convention ``Z = W X + b`` used in many textbooks: ``W_ours = W_col^T``.
+Conventions (used everywhere in the library and in ``docs/math.md``): a batch is an
+array whose **first axis runs over the samples**; the rest, a sample's shape, is what a
+layer calls its input shape: ``(n,)`` for a matrix ``X`` of shape ``(m, n)`` with one
+sample per row, ``(C, H, W)`` for a batch of images ``(m, C, H, W)``.  A dense layer
+computes ``Z = X W + b`` with ``W`` of shape ``(n_in, n_out)`` on the last axis.  This is
+the transpose of the column convention ``Z = W X + b`` used in many textbooks:
+``W_ours = W_col^T``.
 
 Every layer follows one protocol:
 
 * ``forward(x, training)`` returns the output and caches what ``backward`` needs;
 * ``backward(grad)`` takes ``dL/d(output)``, returns ``dL/d(input)`` and stores
-  ``dL/d(param)`` in ``self.grads``.  It never writes into ``grad``.
+  ``dL/d(param)`` in ``self.grads``.  It never writes into ``grad``;
+* ``param_grads(grad)`` stores the parameter gradients only (what the first layer of a
+  network needs: nobody asks for the gradient of the data);
+* ``output_shape(input_shape)`` says what one sample becomes, and refuses an input it
+  cannot take; ``input_shape`` is the sample shape a layer fixes, if it fixes one;
+* ``weight_names``, ``unit_weights()`` and ``multiply_adds(input_shape)`` answer what
+  the network (the L2 penalty), the figures and the benchmark ask of a layer, so that
+  none of them needs to know which layer type it holds.
 
 Applying an update to ``self.params`` is the optimiser's job (:mod:`ml_math_nn.optim`),
 never the layer's.
@@ -19,13 +29,18 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import init as initializers
+from ._registry import Registry
 from ._types import Array
+
+Shape = tuple[int, ...]
+"""The shape of one sample: an array's shape without its first (batch) axis."""
 
 
 class Layer:
@@ -43,9 +58,16 @@ class Layer:
         the optimiser then updates every parameter on its own.
     buffers : dict of str to ndarray
         Non-trainable state that is saved with the model (e.g. running statistics).
+    registry : Registry
+        Every layer class by its class name, the ``"type"`` of :meth:`config` in model
+        files (a subclass registers itself when it is defined).
+    weight_names : tuple of str
+        The keys of ``params`` that multiply the input (weights, not biases nor
+        normalisation scales): the L2 penalty of a network applies to these.
     """
 
-    registry: ClassVar[dict[str, type[Layer]]] = {}
+    registry: ClassVar[Registry[type[Layer]]] = Registry("layer type", key=lambda cls: cls.__name__)
+    weight_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
@@ -54,27 +76,65 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Layer.registry[cls.__name__] = cls
+        Layer.registry.add(cls)
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        """Compute the layer's output for the batch ``x`` (one sample per row)."""
+        """Compute the layer's output for the batch ``x`` (samples along the first axis)."""
         raise NotImplementedError
 
     def backward(self, grad: Array) -> Array:
         """Given ``dL/d(output)``, store parameter gradients and return ``dL/d(input)``."""
         raise NotImplementedError
 
+    def param_grads(self, grad: Array) -> None:
+        """Store the parameter gradients of :meth:`backward` without returning ``dL/d(input)``.
+
+        A network calls this on its first layer in training, where nobody needs the
+        gradient of the data.  By default it runs :meth:`backward` and drops the input
+        gradient; a layer that can skip that work (:class:`Dense`) overrides it.
+        """
+        self.backward(grad)
+
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description from which :func:`layer_from_config` rebuilds it."""
         return {"type": type(self).__name__}
 
-    def output_dim(self, input_dim: int) -> int:
-        """Width of the output for an input of width ``input_dim``."""
-        return input_dim
+    @property
+    def input_shape(self) -> Shape | None:
+        """The sample shape this layer fixes for its input (``(n_in,)`` for :class:`Dense`);
+        None when it takes inputs of more than one shape (elementwise layers, :class:`Flatten`)."""
+        return None
+
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        """The shape of one output sample for one input sample of shape ``input_shape``.
+
+        Raises ``ValueError`` naming the layer and both shapes when the layer cannot take
+        that input.  By default the shape is kept (elementwise layers).
+        """
+        return tuple(input_shape)
+
+    def unit_weights(self) -> Array | None:
+        """The weights of each output unit over its input, shape ``(units, *fan_in_shape)``.
+
+        For :class:`Dense`, row :math:`j` is :math:`W_{:,j}`: the pattern of inputs that
+        drives unit :math:`j` most (what the first-layer figure draws).  None for a layer
+        without weights.
+        """
+        return None
+
+    def multiply_adds(self, input_shape: Sequence[int]) -> int:
+        r"""Multiply-adds of the matrix products of :meth:`forward` for one sample of ``input_shape``.
+
+        A layer built on one product :math:`Z = X W` (dense, and convolutions as products
+        of patches) needs as many again for :math:`X^\top G` and for :math:`G W^\top` in
+        :meth:`backward`.  Elementwise work is not counted: 0 by default.
+        """
+        return 0
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
-        return f"{type(self).__name__}({args})"
+        config = self.config()
+        kind = config.pop("type")
+        return f"{kind}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
 
 
 def layer_from_config(config: dict[str, Any], dtype: np.dtype[Any] | type = np.float32) -> Layer:
@@ -84,7 +144,7 @@ def layer_from_config(config: dict[str, Any], dtype: np.dtype[Any] | type = np.f
     """
     kwargs = dict(config)
     name = kwargs.pop("type", None)
-    cls = Layer.registry.get(str(name))
+    cls = Layer.registry.get(str(name))  # not lookup: its message would list the types unsorted
     if cls is None:
         raise ValueError(f"unknown layer type {name!r}; known: {', '.join(sorted(Layer.registry))}")
     if "dtype" in inspect.signature(cls).parameters:
@@ -96,7 +156,7 @@ def layer_from_config(config: dict[str, Any], dtype: np.dtype[Any] | type = np.f
 
 
 class Dense(Layer):
-    r"""Fully connected affine layer.
+    r"""Fully connected affine layer, acting on the last axis of its input.
 
     Forward:
 
@@ -111,6 +171,12 @@ class Dense(Layer):
 
     The :math:`1/m` of the batch mean is already inside ``G`` (see
     :class:`ml_math_nn.losses.SoftmaxCrossEntropy`).
+
+    A batch of shape :math:`(m, \dots, n_{in})` is read as the matrix
+    :math:`X` of its :math:`M = m \cdot \prod \dots` rows of length :math:`n_{in}` (a
+    reshape, no copy for a contiguous batch): every row meets the same :math:`W`, so the
+    sums over rows in :math:`X^\top G` and :math:`\mathbf 1^\top G` run over every
+    leading axis, and the output has shape :math:`(m, \dots, n_{out})`.
 
     Parameters
     ----------
@@ -128,6 +194,8 @@ class Dense(Layer):
         the normalisation subtracts the batch mean, so :math:`b` would get a zero
         gradient and do nothing (BatchNorm's :math:`\beta` takes its place).
     """
+
+    weight_names = ("W",)
 
     def __init__(
         self,
@@ -155,14 +223,19 @@ class Dense(Layer):
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._x = x
-        z = x @ self.params["W"]
+        if x.ndim == 2:
+            z = x @ self.params["W"]
+        else:  # the rows of every leading axis as one matrix
+            z = (x.reshape(-1, self.n_in) @ self.params["W"]).reshape(*x.shape[:-1], self.n_out)
         if self.bias:
             z += self.params["b"]
         return z
 
     def backward(self, grad: Array) -> Array:
         self.param_grads(grad)
-        return grad @ self.params["W"].T
+        if grad.ndim == 2:
+            return grad @ self.params["W"].T
+        return (grad.reshape(-1, self.n_out) @ self.params["W"].T).reshape(*grad.shape[:-1], self.n_in)
 
     def param_grads(self, grad: Array) -> None:
         r"""The parameter half of :meth:`backward`: store :math:`X^\top G` and :math:`\mathbf{1}^\top G`.
@@ -170,9 +243,12 @@ class Dense(Layer):
         The first layer of a network calls only this in training: nothing needs the
         gradient of the data, and :math:`G W^\top` would be a third of its work.
         """
-        if self._x is None:
+        x = self._x
+        if x is None:
             raise RuntimeError("Dense.backward called before forward")
-        np.matmul(self._x.T, grad, out=self.grads["W"])
+        if x.ndim != 2:  # sums over every leading axis: the same products on the rows as one matrix
+            x, grad = x.reshape(-1, self.n_in), grad.reshape(-1, self.n_out)
+        np.matmul(x.T, grad, out=self.grads["W"])
         if self.bias:
             grad.sum(axis=0, out=self.grads["b"])  # the method: np.sum's wrapper costs ~1 us a call
 
@@ -182,38 +258,23 @@ class Dense(Layer):
             out["bias"] = False
         return out
 
-    def output_dim(self, input_dim: int) -> int:
-        if input_dim != self.n_in:
-            raise ValueError(f"Dense layer expects {self.n_in} inputs, got {input_dim}")
-        return self.n_out
+    @property
+    def input_shape(self) -> Shape:
+        return (self.n_in,)
 
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        shape = tuple(input_shape)
+        if not shape or shape[-1] != self.n_in:
+            raise ValueError(f"{self!r} takes samples of shape (..., {self.n_in}), got {shape}")
+        return (*shape[:-1], self.n_out)
 
-class ReLU(Layer):
-    r"""Rectified linear unit, :math:`A = \max(0, Z)`.
+    def unit_weights(self) -> Array:
+        return self.params["W"].T
 
-    Backward: :math:`\partial L/\partial Z = \partial L/\partial A \odot \mathbf{1}[Z > 0]`
-    (the subgradient at 0 is taken as 0, as in PyTorch).
-
-    Both passes multiply by the indicator :math:`\mathbf{1}[Z > 0]`, computed once in
-    forward and kept in the float type of :math:`Z`: :math:`A = Z \odot \mathbf{1}[Z > 0]`
-    equals :math:`\max(0, Z)` for every finite :math:`Z` (and NaN stays NaN).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._slope: Array | None = None
-
-    def forward(self, x: Array, training: bool = False) -> Array:
-        # A float 0/1 indicator, not a bool mask: numpy multiplies floats by floats in
-        # SIMD loops but casts a bool operand element by element (several times slower),
-        # and np.maximum is itself slower than a product.
-        self._slope = (x > 0).astype(x.dtype)
-        return x * self._slope
-
-    def backward(self, grad: Array) -> Array:
-        if self._slope is None:
-            raise RuntimeError("ReLU.backward called before forward")
-        return grad * self._slope
+    def multiply_adds(self, input_shape: Sequence[int]) -> int:
+        r""":math:`n_{in} n_{out}` per row of the sample (one row for a sample of shape :math:`(n_{in},)`)."""
+        shape = self.output_shape(input_shape)
+        return math.prod(shape[:-1]) * self.n_in * self.n_out
 
 
 class Activation(Layer):
@@ -223,7 +284,28 @@ class Activation(Layer):
     Subclasses implement :meth:`function` and :meth:`derivative`; forward keeps a
     reference to :math:`Z` and :math:`A` (no copies) so the derivative can reuse
     :math:`A` where that is cheaper (tanh, sigmoid, ELU).
+
+    A subclass that sets ``name`` is registered under it in :attr:`options`, the
+    activations that options (``--activation``, ``build_mlp``) choose by name; it is
+    built there with its defaults, so adding an activation is one class here.
+
+    Attributes
+    ----------
+    options : Registry
+        The activation classes by option name (``"relu"``, ``"gelu_tanh"``, ...).
+    default_init : str
+        The initialiser that suits a dense layer followed by this activation (see
+        :func:`ml_math_nn.init.default_for`): He normal for the ReLU-like ones, which
+        keep about half of the variance, Glorot uniform for the symmetric ones.
     """
+
+    name: ClassVar[str] = ""
+    options: ClassVar[Registry[type[Activation]]] = Registry("activation")
+    default_init: ClassVar[str] = "glorot_uniform"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.options.add(cls)
 
     def __init__(self) -> None:
         super().__init__()
@@ -248,6 +330,43 @@ class Activation(Layer):
         return grad * self.derivative(*self._io)
 
 
+class ReLU(Activation):
+    r"""Rectified linear unit, :math:`A = \max(0, Z)`.
+
+    Backward: :math:`\partial L/\partial Z = \partial L/\partial A \odot \mathbf{1}[Z > 0]`
+    (the subgradient at 0 is taken as 0, as in PyTorch).
+
+    Both passes multiply by the indicator :math:`\mathbf{1}[Z > 0]`, computed once in
+    forward and kept in the float type of :math:`Z`: :math:`A = Z \odot \mathbf{1}[Z > 0]`
+    equals :math:`\max(0, Z)` for every finite :math:`Z` (and NaN stays NaN).
+    """
+
+    name = "relu"
+    default_init = "he_normal"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._slope: Array | None = None
+
+    def function(self, z: Array) -> Array:
+        return z * (z > 0).astype(z.dtype)
+
+    def derivative(self, z: Array, a: Array) -> Array:
+        return (z > 0).astype(z.dtype)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        # A float 0/1 indicator, not a bool mask: numpy multiplies floats by floats in
+        # SIMD loops but casts a bool operand element by element (several times slower),
+        # and np.maximum is itself slower than a product.
+        self._slope = (x > 0).astype(x.dtype)
+        return x * self._slope
+
+    def backward(self, grad: Array) -> Array:
+        if self._slope is None:
+            raise RuntimeError("ReLU.backward called before forward")
+        return grad * self._slope
+
+
 class LeakyReLU(Activation):
     r"""Leaky ReLU, :math:`f(z) = z` for :math:`z > 0`, else :math:`\alpha z`.
 
@@ -258,6 +377,9 @@ class LeakyReLU(Activation):
     negative_slope : float
         :math:`\alpha`, the slope for negative inputs (PyTorch's name and default).
     """
+
+    name = "leaky_relu"
+    default_init = "he_normal"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -285,6 +407,9 @@ class ELU(Activation):
     alpha : float
         :math:`\alpha`, the value approached as :math:`z \to -\infty` is :math:`-\alpha`.
     """
+
+    name = "elu"
+    default_init = "he_normal"
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
@@ -340,6 +465,9 @@ class GELU(Activation):
         PyTorch's names: ``"none"`` is exact, ``"tanh"`` the tanh approximation.
     """
 
+    name = "gelu"
+    default_init = "he_normal"
+
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
@@ -361,8 +489,22 @@ class GELU(Activation):
         return {"type": "GELU", "approximate": self.approximate}
 
 
+class GELUTanh(GELU):
+    """The option ``gelu_tanh``: ``GELU(approximate="tanh")``, and saved as that.
+
+    Its :meth:`config` is GELU's, so model files name ``GELU`` and load as one.
+    """
+
+    name = "gelu_tanh"
+
+    def __init__(self) -> None:
+        super().__init__("tanh")
+
+
 class Tanh(Activation):
     r"""Hyperbolic tangent, :math:`f(z) = \tanh z`, :math:`f'(z) = 1 - f(z)^2`."""
+
+    name = "tanh"
 
     def function(self, z: Array) -> Array:
         return np.tanh(z)
@@ -379,6 +521,8 @@ class Sigmoid(Activation):
     keep full relative precision.
     """
 
+    name = "sigmoid"
+
     def function(self, z: Array) -> Array:
         e = np.exp(-np.abs(z))
         return np.where(z >= 0, 1.0, e) / (1.0 + e)
@@ -390,8 +534,8 @@ class Sigmoid(Activation):
 class Dropout(Layer):
     r"""Inverted dropout.
 
-    In training, each entry is kept with probability :math:`1-p` and the kept ones are
-    scaled up so that the expected output equals the input:
+    In training, each entry (of a batch of any shape) is kept with probability
+    :math:`1-p` and the kept ones are scaled up so that the expected output equals the input:
 
     .. math:: A = Z \odot M / (1 - p),\qquad M_{ij} \sim \operatorname{Bernoulli}(1 - p),\qquad
               \frac{\partial L}{\partial Z} = \frac{\partial L}{\partial A} \odot M / (1 - p)
@@ -410,8 +554,8 @@ class Dropout(Layer):
     Attributes
     ----------
     fixed_mask : ndarray of bool, optional
-        When set, training uses this keep-mask (True = kept) instead of drawing one:
-        this makes the layer deterministic for gradient checks.
+        When set, training uses this keep-mask (True = kept, the shape of the batch)
+        instead of drawing one: this makes the layer deterministic for gradient checks.
     """
 
     def __init__(self, rate: float, rng: np.random.Generator | None = None) -> None:
@@ -447,10 +591,17 @@ class Dropout(Layer):
 
 
 class BatchNorm(Layer):
-    r"""Batch normalisation of each feature (column) over the batch.
+    r"""Batch normalisation of each feature over the batch, or of each channel over the
+    batch and every position.
 
-    Training, with :math:`m` rows, batch mean :math:`\mu` and biased batch variance
-    :math:`\sigma^2`:
+    A batch of shape :math:`(m, F)` is normalised per feature (column), as PyTorch's
+    ``BatchNorm1d``; a batch of shape :math:`(m, C, \dots)` (images :math:`(m, C, H, W)`)
+    per channel, the statistics taken over every axis but the channel one, as
+    ``BatchNorm2d``.  Below, a channel's :math:`k` values (:math:`k = m` rows of a matrix,
+    :math:`k = m H W` entries of an image batch) play the part of the rows.
+
+    Training, with the batch mean :math:`\mu` and biased batch variance :math:`\sigma^2`
+    of each channel:
 
     .. math::
         \hat X = (X - \mu) / \sqrt{\sigma^2 + \epsilon},\qquad A = \gamma \odot \hat X + \beta
@@ -460,11 +611,11 @@ class BatchNorm(Layer):
 
     .. math::
         \mu_{run} \leftarrow (1-\rho)\,\mu_{run} + \rho\,\mu,\qquad
-        \sigma^2_{run} \leftarrow (1-\rho)\,\sigma^2_{run} + \rho\,\tfrac{m}{m-1}\sigma^2
+        \sigma^2_{run} \leftarrow (1-\rho)\,\sigma^2_{run} + \rho\,\tfrac{k}{k-1}\sigma^2
 
     Backward in training, with :math:`G = \partial L/\partial A`, :math:`D = G \odot \gamma`
-    and :math:`\overline{\,\cdot\,}` the mean over rows (the batch statistics depend on
-    every row, hence the two correction terms):
+    and :math:`\overline{\,\cdot\,}` the mean over a channel's values (the batch statistics
+    depend on every one of them, hence the two correction terms):
 
     .. math::
         \frac{\partial L}{\partial \gamma} = \mathbf 1^\top (G \odot \hat X),\quad
@@ -478,7 +629,7 @@ class BatchNorm(Layer):
     Parameters
     ----------
     n_features : int
-        Width of the input.
+        :math:`F` or :math:`C`: the width of the input, or its number of channels (axis 1).
     momentum : float
         :math:`\rho`, weight of the new batch in the running statistics (PyTorch's meaning).
     eps : float
@@ -508,44 +659,88 @@ class BatchNorm(Layer):
             "running_mean": np.zeros(self.n_features, dtype=dtype),
             "running_var": np.ones(self.n_features, dtype=dtype),
         }
-        self._cache: tuple[Array, Array, bool] | None = None  # x_hat, 1/sqrt(var + eps), training
+        # x_hat, 1/sqrt(var + eps) (shaped to broadcast), training, the reduced axes
+        self._cache: tuple[Array, Array, bool, int | tuple[int, ...]] | None = None
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"BatchNorm expects input of shape (m, {self.n_features}), got {x.shape}")
+        if x.ndim < 2 or x.shape[1] != self.n_features:
+            raise ValueError(
+                f"BatchNorm expects input of shape (m, {self.n_features}) or (m, {self.n_features}, ...), got {x.shape}"
+            )
+        # (m, F): per column, as BatchNorm1d; (m, C, ...): per channel, over every other axis.
+        # The matrix case keeps its own plain path: no reshapes, the statistics broadcast as they are.
+        axes: int | tuple[int, ...] = 0 if x.ndim == 2 else (0, *range(2, x.ndim))
         if training:
-            m = len(x)
-            if m < 2:
-                raise ValueError(f"BatchNorm needs at least 2 rows per batch in training, got {m}")
-            mean, var = x.mean(axis=0), x.var(axis=0)
+            k = x.size // self.n_features  # values per channel
+            if k < 2:
+                what = "rows per batch" if x.ndim == 2 else "values per channel"
+                raise ValueError(f"BatchNorm needs at least 2 {what} in training, got {k}")
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
             rho = self.momentum
             # In place: the buffers are the arrays that Network.state() saves and loads.
             self.buffers["running_mean"] *= 1.0 - rho
             self.buffers["running_mean"] += rho * mean
             self.buffers["running_var"] *= 1.0 - rho
-            self.buffers["running_var"] += (rho * m / (m - 1)) * var
+            self.buffers["running_var"] += (rho * k / (k - 1)) * var
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         inv_std = 1.0 / np.sqrt(var + self.eps)
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if x.ndim > 2:  # (C,) -> (C, 1, ..., 1): against axis 1
+            channel = (self.n_features,) + (1,) * (x.ndim - 2)
+            mean, inv_std = mean.reshape(channel), inv_std.reshape(channel)
+            gamma, beta = gamma.reshape(channel), beta.reshape(channel)
         x_hat = (x - mean) * inv_std
-        self._cache = (x_hat, inv_std, training)
-        return self.params["gamma"] * x_hat + self.params["beta"]
+        self._cache = (x_hat, inv_std, training, axes)
+        return gamma * x_hat + beta
 
     def backward(self, grad: Array) -> Array:
         if self._cache is None:
             raise RuntimeError("BatchNorm.backward called before forward")
-        x_hat, inv_std, training = self._cache
-        np.sum(grad * x_hat, axis=0, out=self.grads["gamma"])
-        np.sum(grad, axis=0, out=self.grads["beta"])
-        d = grad * self.params["gamma"]
+        x_hat, inv_std, training, axes = self._cache
+        np.sum(grad * x_hat, axis=axes, out=self.grads["gamma"])
+        np.sum(grad, axis=axes, out=self.grads["beta"])
+        gamma = self.params["gamma"]
+        if grad.ndim > 2:
+            gamma = gamma.reshape(inv_std.shape)
+        d = grad * gamma
         if training:
-            d = d - d.mean(axis=0) - x_hat * (d * x_hat).mean(axis=0)
+            keep = grad.ndim > 2  # the channel means broadcast against axis 1
+            d = d - d.mean(axis=axes, keepdims=keep) - x_hat * (d * x_hat).mean(axis=axes, keepdims=keep)
         return d * inv_std
 
     def config(self) -> dict[str, Any]:
         return {"type": "BatchNorm", "n_features": self.n_features, "momentum": self.momentum, "eps": self.eps}
 
-    def output_dim(self, input_dim: int) -> int:
-        if input_dim != self.n_features:
-            raise ValueError(f"BatchNorm expects {self.n_features} inputs, got {input_dim}")
-        return input_dim
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        shape = tuple(input_shape)
+        if not shape or shape[0] != self.n_features:
+            raise ValueError(
+                f"{self!r} takes samples of shape ({self.n_features},) or ({self.n_features}, ...), got {shape}"
+            )
+        return shape
+
+
+class Flatten(Layer):
+    r"""Each sample flattened to a vector: :math:`(m, d_1, d_2, \dots) \to (m, d_1 d_2 \cdots)`.
+
+    The entries keep their C order (the last axis varies fastest), as PyTorch's
+    ``nn.Flatten``; backward reshapes :math:`\partial L/\partial A` back to the input's
+    shape, since flattening only renames the entries.  Both are views of a contiguous array.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+    def backward(self, grad: Array) -> Array:
+        if self._shape is None:
+            raise RuntimeError("Flatten.backward called before forward")
+        return grad.reshape(self._shape)
+
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        return (math.prod(input_shape),)

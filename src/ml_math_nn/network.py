@@ -11,7 +11,8 @@ elementwise optimiser can update every parameter in one pass over one array (see
 :meth:`ml_math_nn.optim.Optimizer.step`).
 
 The objective minimised is the mean cross-entropy plus an optional L2 penalty on the
-weight matrices of the dense layers (not on biases, nor on batch-norm parameters):
+layers' weights (those their ``weight_names`` name: the weight matrices of the dense
+layers, not biases, nor batch-norm parameters):
 
 .. math::
     L = \mathrm{CE} + \frac{\lambda}{2} \sum_{\ell} \lVert W_\ell \rVert_F^2,\qquad
@@ -21,8 +22,7 @@ weight matrices of the dense layers (not on biases, nor on batch-norm parameters
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from functools import partial
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,22 +30,15 @@ from numpy.typing import NDArray
 
 from . import init as initializers
 from ._types import Array, Labels
-from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh, layer_from_config
+from .layers import Activation, BatchNorm, Dense, Dropout, Layer, Shape, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import ParameterBuffer
 
-ACTIVATIONS: dict[str, Callable[[], Layer]] = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "elu": ELU,
-    "gelu": GELU,
-    "gelu_tanh": partial(GELU, approximate="tanh"),
-    "tanh": Tanh,
-    "sigmoid": Sigmoid,
-}
-"""Activation layers by the name used in options; each built with its defaults
-(``gelu`` is the exact GELU and ``gelu_tanh`` its tanh approximation, ``leaky_relu`` has
-slope 0.01, ``elu`` has alpha 1)."""
+ACTIVATIONS = Activation.options
+"""Activation layers by the name used in options, each built with its defaults (``gelu``
+is the exact GELU and ``gelu_tanh`` its tanh approximation, ``leaky_relu`` has slope
+0.01, ``elu`` has alpha 1).  A read-only mapping to the classes, filled by the classes
+themselves: an :class:`~ml_math_nn.layers.Activation` registers itself by its ``name``."""
 
 
 class Network:
@@ -150,29 +143,26 @@ class Network:
 
     def _add_penalty_grads(self) -> None:
         if self.l2:
-            for layer in self._dense():
-                layer.grads["W"] += self.l2 * layer.params["W"]
+            for layer, key in self._penalised():
+                layer.grads[key] += self.l2 * layer.params[key]
 
     def penalty(self) -> float:
         r"""The L2 term :math:`\frac{\lambda}{2} \sum_\ell \lVert W_\ell \rVert_F^2` (0 when :math:`\lambda = 0`)."""
         if not self.l2:
             return 0.0
-        return 0.5 * self.l2 * sum(float(np.vdot(layer.params["W"], layer.params["W"])) for layer in self._dense())
+        return 0.5 * self.l2 * sum(float(np.vdot(layer.params[k], layer.params[k])) for layer, k in self._penalised())
 
     def loss_and_grads(self, x: Array, y: Labels) -> tuple[float, Array]:
         """Forward in training mode, loss (cross-entropy plus penalty), then backward.
 
         Returns the loss and the logits.  Unlike :meth:`backward`, it does not compute
-        ``dL/dx``: a first :class:`Dense` layer stores its parameter gradients only.
+        ``dL/dx``: the first layer stores its parameter gradients only
+        (:meth:`~ml_math_nn.layers.Layer.param_grads`).
         """
         logits = self.forward(x, training=True)
         loss = self.loss.forward(logits, y) + self.penalty()
         grad = self._backward_to_first(self.loss.backward())
-        first = self.layers[0]
-        if isinstance(first, Dense):
-            first.param_grads(grad)
-        else:
-            first.backward(grad)
+        self.layers[0].param_grads(grad)
         self._add_penalty_grads()
         return loss, logits
 
@@ -182,8 +172,9 @@ class Network:
             if isinstance(layer, Dropout):
                 layer.rng = rng
 
-    def _dense(self) -> Iterator[Dense]:
-        return (layer for layer in self.layers if isinstance(layer, Dense))
+    def _penalised(self) -> Iterator[tuple[Layer, str]]:
+        """Each layer and key of a weight the L2 penalty applies to (its :attr:`~Layer.weight_names`)."""
+        return ((layer, key) for layer in self.layers for key in layer.weight_names)
 
     # -- inference ---------------------------------------------------------------
     def predict_proba(self, x: Array, batch_size: int = 4096) -> Array:
@@ -212,12 +203,46 @@ class Network:
         return out
 
     @property
+    def input_shape(self) -> Shape:
+        """The shape of one input sample: the one the first layer that fixes its input
+        declares (:attr:`~ml_math_nn.layers.Layer.input_shape`, ``(n_in,)`` for a dense layer),
+        provided the layers before it keep that shape.
+
+        ``ValueError`` when no layer fixes it.  A network that also takes other shapes
+        (``Flatten -> Dense(64, ...)`` takes ``(64,)`` and ``(1, 8, 8)``) answers the
+        simplest one.
+        """
+        for i, layer in enumerate(self.layers):
+            shape = layer.input_shape
+            if shape is not None:
+                if all(_keeps(before, shape) for before in self.layers[:i]):
+                    return shape
+                break
+        raise ValueError(f"no layer of the network fixes the shape of its input: {self.layers!r}")
+
+    @property
+    def output_shape(self) -> Shape:
+        """The shape of one output sample for an input of :attr:`input_shape`."""
+        return self.shapes()[-1][1]
+
+    def shapes(self, input_shape: Sequence[int] | None = None) -> list[tuple[Shape, Shape]]:
+        """``(input shape, output shape)`` of one sample at each layer, from ``input_shape``
+        (default :attr:`input_shape`); ``ValueError`` from the first layer that cannot take its input."""
+        shape = self.input_shape if input_shape is None else tuple(input_shape)
+        out = []
+        for layer in self.layers:
+            out.append((shape, shape := layer.output_shape(shape)))
+        return out
+
+    @property
     def n_in(self) -> int:
-        return next(layer.n_in for layer in self.layers if isinstance(layer, Dense))
+        """Number of input features: the size of :attr:`input_shape`."""
+        return math.prod(self.input_shape)
 
     @property
     def n_out(self) -> int:
-        return next(layer.n_out for layer in reversed(self.layers) if isinstance(layer, Dense))
+        """Number of outputs per sample (classes of a classifier): the size of :attr:`output_shape`."""
+        return math.prod(self.output_shape)
 
     def config(self) -> dict[str, Any]:
         return {"dtype": self.dtype.name, "l2": self.l2, "layers": [layer.config() for layer in self.layers]}
@@ -230,6 +255,14 @@ class Network:
 
     def __repr__(self) -> str:
         return f"Network({self.layers!r}, dtype={self.dtype.name}, l2={self.l2})"
+
+
+def _keeps(layer: Layer, shape: Shape) -> bool:
+    """Whether ``layer`` takes samples of ``shape`` and gives samples of the same shape."""
+    try:
+        return layer.output_shape(shape) == shape
+    except ValueError:
+        return False
 
 
 def build_mlp(
@@ -274,18 +307,16 @@ def build_mlp(
     names = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
     if len(names) != len(hidden):
         raise ValueError(f"got {len(names)} activations for {len(hidden)} hidden layers; give one or one per layer")
-    for name in names:
-        if name not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    activations = [ACTIVATIONS.lookup(name) for name in names]
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     layers: list[Layer] = []
     width = n_in
-    for h, name in zip(hidden, names, strict=True):
-        layers.append(Dense(width, h, init or initializers.default_for(name), rng, dtype, bias=not batch_norm))
+    for h, activation_cls in zip(hidden, activations, strict=True):
+        layers.append(Dense(width, h, init or activation_cls.default_init, rng, dtype, bias=not batch_norm))
         if batch_norm:
             layers.append(BatchNorm(h, dtype=dtype))
-        layers.append(ACTIVATIONS[name]())
+        layers.append(activation_cls())
         if dropout > 0:
             layers.append(Dropout(dropout))
         width = h

@@ -30,7 +30,6 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._types import Array, Labels
-from ..layers import Dense
 from ..losses import log_softmax
 from ..network import Network
 from ..optim import Optimizer
@@ -460,7 +459,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
         est = cls(**params)
         config = est._config()
-        widths = [layer.n_out for layer in network.layers if isinstance(layer, Dense)][:-1]
+        # The width out of each layer with weights (the dense ones), but the output layer.
+        shapes = network.shapes()
+        widths = [out[-1] for layer, (_, out) in zip(network.layers, shapes, strict=True) if layer.weight_names][:-1]
         if widths != list(config.hidden):
             raise ValueError(f"hidden_layer_sizes {config.hidden} but the network's hidden widths are {widths}")
         classes = np.asarray(meta["classes"])

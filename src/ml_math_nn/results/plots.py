@@ -28,7 +28,6 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .._types import Array, Labels
 from ..data.datasets import Dataset
-from ..layers import Dense
 from ..runs.persistence import Model, atomic_write, write_text
 from ..train import EpochRecord
 
@@ -283,7 +282,10 @@ def misclassified_figure(
 
 
 def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequence[str] | None = None) -> Figure:
-    r"""Each column :math:`W_{:,j}` of the first Dense layer (``n_in`` = pixels) drawn as an image.
+    r"""Each column :math:`W_{:,j}` of the first layer's weights (``n_in`` = pixels) drawn as an image.
+
+    ``weights`` is :math:`(n_{in}, n_{out})`, a dense layer's :math:`W`: the transpose of
+    :meth:`~ml_math_nn.layers.Layer.unit_weights`, flattened per unit.
 
     A unit's pre-activation is :math:`z_j = \sum_i x_i W_{ij} + b_j`, so red pixels raise it and
     blue pixels lower it.  All units share one symmetric colour scale, so their strengths compare.
@@ -383,13 +385,14 @@ def write_run_figures(
     shape = dataset.image_shape
     if shape is not None:
         raw = X_test_scaled if model.scaler is None else X_test_scaled * model.scaler.scale + model.scaler.mean
-        first = next(layer for layer in model.network.layers if isinstance(layer, Dense))
-        # With no hidden layer the first layer's columns are the classes themselves.
+        # The first layer with weights (a dense layer's unit j weighs the pixels by W[:, j]).
+        first, weights = next((lay, w) for lay in model.network.layers if (w := lay.unit_weights()) is not None)
+        # With no hidden layer the first layer's units are the classes themselves.
         units = names if first is model.network.layers[-1] else None
         # The test images, unscaled: the run keeps no raw copy of the training set.
         figures["samples.png"] = samples_figure(raw, y_test, names, shape)
         figures["misclassified.png"] = misclassified_figure(raw, y_test, y_pred, proba.max(axis=1), names, shape)
-        figures["first_layer_weights.png"] = first_layer_figure(first.params["W"], shape, units)
+        figures["first_layer_weights.png"] = first_layer_figure(weights.reshape(len(weights), -1).T, shape, units)
     for name, text in tables.items():
         write_text(out / name, text)
         written.append(out / name)

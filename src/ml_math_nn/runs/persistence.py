@@ -35,9 +35,8 @@ import numpy as np
 
 from .._types import Array
 from ..data.datasets import Standardizer
-from ..layers import Dense
-from ..network import Network
 from ..data.readers import NPZ_ERRORS, is_numpy_file
+from ..network import Network
 
 FORMAT = "ml-math-nn-model"
 VERSION = 1
@@ -198,10 +197,11 @@ def load_model(directory: str | Path) -> Model:
         class_names = [str(c) for c in config["class_names"]]
         has_scaler = bool(config["scaler"])
         meta = dict(config.get("meta", {}))
+        network.shapes()  # ValueError when no layer fixes the input's shape or a layer cannot take its input
     except (AttributeError, KeyError, TypeError, ValueError, MemoryError) as e:  # the metadata is not checksummed
         raise ModelFileError(f"{path}: invalid model configuration ({e})") from None
-    if not any(isinstance(layer, Dense) for layer in network.layers):
-        raise ModelFileError(f"{path}: invalid model configuration (no Dense layer)")
+    if not any(layer.weight_names for layer in network.layers):
+        raise ModelFileError(f"{path}: invalid model configuration (no layer with weights)")
     if len(class_names) != network.n_out:
         raise ModelFileError(f"{path}: {len(class_names)} class names for {network.n_out} outputs")
     state = network.state()
