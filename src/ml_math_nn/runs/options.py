@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 import math
 import sys
@@ -299,7 +300,7 @@ class TrainConfig:
         prefixed with the option(s) whose value it refuses, e.g.
         ``gamma: ReduceOnPlateau factor must be in (0, 1), got 1.0``.
         """
-        for opt in OPTIONS.values():
+        for opt in config_options(type(self)).values():
             message = opt.error(getattr(self, opt.name))
             if message is not None:
                 raise ValueError(message)
@@ -344,6 +345,7 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
 
+@functools.cache
 def config_options(cls: type[TrainConfig] = TrainConfig) -> dict[str, Option]:
     """The :class:`Option` of every field of ``cls`` (a subclass may add options), in order."""
     hints = typing.get_type_hints(cls)
