@@ -20,7 +20,7 @@ layer of shape :math:`n_{in} \times n_{out}` needs, per sample,
 
 except the first layer, whose input gradient :math:`G W^\top` no one needs
 (:math:`4\, n_{in} n_{out}`; all three skip it, see
-:meth:`~ml_math_nn.network.Network.loss_and_grads`).  The elementwise work (bias, activations,
+:meth:`~ml_math_nn.network.Network.forward_backward`).  The elementwise work (bias, activations,
 loss, optimiser) is not counted either.
 
 Run ``make bench``, ``ml-math-nn bench`` or ``python benchmarks/harness.py`` (``--quick``

@@ -63,7 +63,7 @@ def test_dense_is_the_affine_map_and_its_transposes(rng: np.random.Generator) ->
 
 
 def test_training_skips_only_the_data_gradient(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """loss_and_grads stores the same gradients as a full backward pass without ``G W^T`` of the first layer."""
+    """forward_backward stores the same gradients as a full backward pass without ``G W^T`` of the first layer."""
     net = build_mlp(6, (5, 4), 3, rng, dtype=np.float64, l2=0.1)
     x, y = rng.normal(size=(8, 6)), rng.integers(0, 3, size=8)
     net.loss.forward(net.forward(x, training=True), y)
@@ -74,7 +74,7 @@ def test_training_skips_only_the_data_gradient(rng: np.random.Generator, monkeyp
         raise AssertionError("the first layer's input gradient was computed")
 
     monkeypatch.setattr(net.layers[0], "backward", no_data_gradient)
-    net.loss_and_grads(x, y)
+    net.forward_backward(x, y)
     for name, _, g in net.parameters():
         np.testing.assert_array_equal(g, full[name], err_msg=name)
 
@@ -84,7 +84,7 @@ def test_training_a_network_that_does_not_start_with_dense(rng: np.random.Genera
     dense = Dense(4, 3, rng=rng, dtype=np.float64)
     net = Network([Dropout(0.0), dense], np.float64)
     x, y = rng.normal(size=(5, 4)), rng.integers(0, 3, size=5)
-    net.loss_and_grads(x, y)
+    net.forward_backward(x, y)
     g = (softmax_rows(x @ dense.params["W"] + dense.params["b"]) - np.eye(3)[y]) / 5
     np.testing.assert_allclose(dense.grads["W"], x.T @ g, rtol=RTOL)
 
@@ -115,7 +115,7 @@ def test_fused_loss_is_shift_invariant_at_extreme_logits(rng: np.random.Generato
 def test_float32_stays_float32_through_a_training_step(rng: np.random.Generator) -> None:
     net = build_mlp(6, (5,), 3, rng)
     x, y = rng.normal(size=(4, 6)).astype(np.float32), np.array([0, 1, 2, 1])
-    net.loss_and_grads(x, y)
+    net.forward_backward(x, y)
     assert net.loss.backward().dtype == np.float32
     assert all(g.dtype == np.float32 for _, _, g in net.parameters())
 

@@ -46,7 +46,7 @@ def test_network_matches_pytorch(torch: ModuleType, rng: np.random.Generator) ->
     loss_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(y))
     loss_t.backward()
 
-    loss, logits = net.loss_and_grads(x, y)
+    loss, logits = net.forward_backward(x, y)
 
     def rel(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
@@ -92,7 +92,7 @@ def test_the_specified_equations_in_column_form(rng: np.random.Generator) -> Non
     dZ1 = (W2.T @ dZ2) * (Z1 > 0)
     dW1, db1 = dZ1 @ X.T / m, dZ1.sum(axis=1) / m
 
-    loss, _ = net.loss_and_grads(x, y)
+    loss, _ = net.forward_backward(x, y)
     assert loss == pytest.approx(L, rel=1e-13)
     np.testing.assert_allclose(net.layers[0].grads["W"], dW1.T, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(net.layers[0].grads["b"], db1, rtol=1e-12, atol=1e-15)
@@ -173,7 +173,7 @@ def test_regularised_network_matches_pytorch(name: str, torch: ModuleType, rng: 
     loss_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(y)) + penalty_t
     loss_t.backward()
 
-    loss, logits = net.loss_and_grads(x, y)
+    loss, logits = net.forward_backward(x, y)
     grad_x = net.backward(net.loss.backward())  # the same backward again, for dL/dx
     assert abs(loss - loss_t.item()) <= TORCH_TOL * abs(loss_t.item())
     assert rel(logits, logits_t.detach().numpy()) <= TORCH_TOL
@@ -226,7 +226,7 @@ def test_trained_regularised_model_survives_saving(tmp_path: Path, rng: np.rando
     net.set_rng(rng)
     x, y = batch(rng, m=16, k=3)
     for _ in range(3):
-        net.loss_and_grads(x.astype(np.float32), y)
+        net.forward_backward(x.astype(np.float32), y)
         SGD(0.1).step(net.parameters())
     save_model(tmp_path, Model(net, ["a", "b", "c"]))
     loaded = load_model(tmp_path).network
@@ -268,7 +268,7 @@ def test_a_replaced_layer_array_is_packed_again(rng: np.random.Generator) -> Non
     assert flat is not None and np.array_equal(flat.param[: W.size], W.ravel())
     assert net.layers[0].params["W"].base is flat.param
     x, y = batch(rng)
-    net.loss_and_grads(x.astype(np.float32), y)
+    net.forward_backward(x.astype(np.float32), y)
     SGD(0.1).step(flat)
     assert not np.array_equal(net.layers[0].params["W"], W)
 
@@ -290,8 +290,8 @@ def test_unpickled_network_is_laid_out_again(rng: np.random.Generator) -> None:
     assert flat is not None and np.array_equal(flat.param, original.flat_parameters().param)  # type: ignore[union-attr]
     assert all(p is q for (_, p, _), (_, q, _) in zip(net.parameters(), flat, strict=True))
     x, y = batch(rng)
-    net.loss_and_grads(x.astype(np.float32), y)
-    original.loss_and_grads(x.astype(np.float32), y)
+    net.forward_backward(x.astype(np.float32), y)
+    original.forward_backward(x.astype(np.float32), y)
     Adam(0.1).step(flat)
     Adam(0.1).step(original.parameters())
     for (_, p, _), (_, q, _) in zip(net.parameters(), original.parameters(), strict=True):
@@ -304,6 +304,6 @@ def test_mixed_dtypes_are_left_apart_and_still_train(rng: np.random.Generator) -
     assert all(p.base is None for _, p, _ in net.parameters()) and net.flat_parameters() is None
     x, y = batch(rng)
     before = layers[1].params["W"].copy()
-    net.loss_and_grads(x, y)
+    net.forward_backward(x, y)
     SGD(0.1).step(net.parameters())
     assert layers[1].params["W"].dtype == np.float32 and not np.array_equal(layers[1].params["W"], before)

@@ -95,14 +95,14 @@ def test_network_set_rng_reaches_every_dropout(rng: np.random.Generator) -> None
     net = build_mlp(4, (5, 3), 2, rng, dropout=0.5)
     x, y = rng.normal(size=(6, 4)), rng.integers(0, 2, size=6)
     with pytest.raises(RuntimeError, match="network.set_rng"):
-        net.loss_and_grads(x, y)
+        net.forward_backward(x, y)
     gen = np.random.default_rng(3)
     net.set_rng(gen)
     assert [layer.rng for layer in net.layers if isinstance(layer, Dropout)] == [gen, gen]
     net.set_rng(np.random.default_rng(3))
-    first = net.loss_and_grads(x, y)[0]
+    first = net.forward_backward(x, y)[0]
     net.set_rng(np.random.default_rng(3))
-    assert net.loss_and_grads(x, y)[0] == first
+    assert net.forward_backward(x, y)[0] == first
 
 
 # -- batch normalisation -----------------------------------------------------------------
@@ -199,11 +199,11 @@ def test_l2_penalty_and_gradient_are_the_formula(rng: np.random.Generator) -> No
     assert len(Ws) == 3
     assert net.penalty() == pytest.approx(0.15 * sum(float(np.sum(W**2)) for W in Ws), rel=1e-14)
 
-    loss, _ = net.loss_and_grads(x, y)
+    loss, _ = net.forward_backward(x, y)
     with_l2 = {name: g.copy() for name, _, g in net.parameters()}
     net.l2 = 0.0
     assert net.penalty() == 0.0
-    ce, _ = net.loss_and_grads(x, y)
+    ce, _ = net.forward_backward(x, y)
     assert loss == pytest.approx(ce + 0.15 * sum(float(np.sum(W**2)) for W in Ws), rel=1e-14)
     for name, param, grad in net.parameters():
         decay = 0.3 * param if name.endswith(".W") else 0.0  # not b, gamma, beta
@@ -224,7 +224,7 @@ def test_l2_matches_pytorch(torch: ModuleType, rng: np.random.Generator) -> None
     weights = [p["W"] for p in twin.params if "W" in p]
     loss_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(y)) + 0.35 * sum((W**2).sum() for W in weights)
     loss_t.backward()
-    loss, _ = net.loss_and_grads(x, y)
+    loss, _ = net.forward_backward(x, y)
     assert abs(loss - loss_t.item()) <= TORCH_TOL * abs(loss_t.item())
     errors = twin.errors()
     assert max(errors.values()) <= TORCH_TOL, errors

@@ -19,13 +19,13 @@ def test_every_epoch_visits_every_sample_once(rng: np.random.Generator) -> None:
     y = np.zeros(23, dtype=np.intp)
     net = build_mlp(1, (), 2, rng, dtype=np.float64)
     seen: list[np.ndarray] = []
-    original = net.loss_and_grads
+    original = net.forward_backward
 
-    def record(xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
+    def record(xb: np.ndarray, yb: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         seen.append(xb[:, 0].copy())
-        return original(xb, yb)
+        return original(xb, yb, sample_weight)
 
-    net.loss_and_grads = record  # type: ignore[method-assign]
+    net.forward_backward = record  # type: ignore[method-assign]
     trainer = Trainer(net, SGD(1e-3), batch_size=5, rng=np.random.default_rng(0))
     for _ in range(3):
         seen.clear()

@@ -34,7 +34,10 @@ _EXPORTS: dict[str, str] = {
     "Sigmoid": "layers",
     "Dropout": "layers",
     "BatchNorm": "layers",
+    "Loss": "losses",
     "SoftmaxCrossEntropy": "losses",
+    "SigmoidCrossEntropy": "losses",
+    "MeanSquaredError": "losses",
     "log_softmax": "losses",
     "softmax": "losses",
     "Network": "network",
@@ -76,7 +79,9 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "Lion",
+    "Loss",
     "MLPClassifier",
+    "MeanSquaredError",
     "Model",
     "Network",
     "Optimizer",
@@ -85,6 +90,7 @@ __all__ = [
     "SGD",
     "Schedule",
     "Sigmoid",
+    "SigmoidCrossEntropy",
     "SoftmaxCrossEntropy",
     "Tanh",
     "TrainConfig",
@@ -122,7 +128,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what the type checker and IDEs see
     from .integrations.estimator import MLPClassifier
     from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
-    from .losses import SoftmaxCrossEntropy, log_softmax, softmax
+    from .losses import Loss, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy, log_softmax, softmax
     from .network import Network, build_mlp
     from .optim import SGD, AdaGrad, Adam, AdamW, Lion, Optimizer, RMSprop, clip_grad_norm, make_optimizer
     from .runs.options import TrainConfig, load_config

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._types import Array, Labels
+from ._types import Array
 from .layers import Dropout
+from .losses import Target
 from .network import Network
 
 Results = dict[str, tuple[tuple[int, ...], float]]
@@ -82,10 +83,11 @@ def numerical_gradient(f: Callable[[], float], x: Array, h: float = 1e-6) -> NDA
     return grad
 
 
-def check_network(network: Network, x: Array, y: Labels, h: float = 1e-6) -> Results:
+def check_network(network: Network, x: Array, y: Target, h: float = 1e-6, sample_weight: Any = None) -> Results:
     """Compare backprop with finite differences for every parameter of ``network`` and its input.
 
-    The loss is the network's whole objective (cross-entropy plus L2 penalty), evaluated
+    The loss is the network's whole objective (its head's loss of the targets ``y``,
+    weighted by ``sample_weight`` if given, plus the L2 penalty), evaluated
     in training mode (so layers with random behaviour must be made deterministic by the
     caller, e.g. a fixed dropout mask).  Returns
     ``{name: (shape, relative error)}`` with ``"input"`` for :math:`\\partial L/\\partial X`.
@@ -93,7 +95,7 @@ def check_network(network: Network, x: Array, y: Labels, h: float = 1e-6) -> Res
     x = np.array(x, dtype=network.dtype)
 
     def loss() -> float:
-        return network.loss.forward(network.forward(x, training=True), y) + network.penalty()
+        return network.loss.forward(network.forward(x, training=True), y, sample_weight) + network.penalty()
 
     loss()
     grad_x = network.backward(network.loss.backward())

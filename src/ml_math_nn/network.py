@@ -1,8 +1,11 @@
-r"""The network: a stack of layers with a softmax cross-entropy head and an L2 penalty.
+r"""The network: a stack of layers with a loss head and an L2 penalty.
 
-``Network.forward`` runs the layers in order and returns logits; ``Network.backward``
-runs them in reverse from ``dL/dlogits``.  Gradients are stored in each layer; an
-optimiser then updates ``network.parameters()`` in place (two separate steps).
+``Network.forward`` runs the layers in order and returns the outputs (the logits of a
+classifier); ``Network.backward`` runs them in reverse from ``dL/doutputs``.  The head
+(:attr:`Network.loss`, a :class:`~ml_math_nn.losses.Loss`; softmax cross-entropy unless
+chosen) gives the loss, its gradient, the predictions and the score.  Gradients are
+stored in each layer; an optimiser then updates ``network.parameters()`` in place (two
+separate steps).
 
 The network lays all its layers' parameters end to end in one buffer and their gradients
 in another (each layer's arrays become views of them) and hands both out as a
@@ -10,28 +13,28 @@ in another (each layer's arrays become views of them) and hands both out as a
 elementwise optimiser can update every parameter in one pass over one array (see
 :meth:`ml_math_nn.optim.Optimizer.step`).
 
-The objective minimised is the mean cross-entropy plus an optional L2 penalty on the
-layers' weights (those their ``weight_names`` name: the weight matrices of the dense
-layers, not biases, nor batch-norm parameters):
+The objective minimised is the head's (weighted) mean loss :math:`L_0` plus an optional
+L2 penalty on the layers' weights (those their ``weight_names`` name: the weight
+matrices of the dense layers, not biases, nor batch-norm parameters):
 
 .. math::
-    L = \mathrm{CE} + \frac{\lambda}{2} \sum_{\ell} \lVert W_\ell \rVert_F^2,\qquad
-    \frac{\partial L}{\partial W_\ell} = \frac{\partial\,\mathrm{CE}}{\partial W_\ell} + \lambda W_\ell
+    L = L_0 + \frac{\lambda}{2} \sum_{\ell} \lVert W_\ell \rVert_F^2,\qquad
+    \frac{\partial L}{\partial W_\ell} = \frac{\partial L_0}{\partial W_\ell} + \lambda W_\ell
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import init as initializers
-from ._types import Array, Labels
+from ._types import Array
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer, Shape, layer_from_config
-from .losses import SoftmaxCrossEntropy, softmax
+from .losses import Loss, SoftmaxCrossEntropy, Target, loss_from_config
 from .optim import ParameterBuffer
 
 ACTIVATIONS = Activation.options
@@ -42,22 +45,32 @@ themselves: an :class:`~ml_math_nn.layers.Activation` registers itself by its ``
 
 
 class Network:
-    r"""A feed-forward network ``layers[0] -> ... -> layers[-1]`` producing logits.
+    r"""A feed-forward network ``layers[0] -> ... -> layers[-1]`` with a loss head.
 
     Parameters
     ----------
     layers : sequence of Layer
-        The layers in forward order; the last one outputs one logit per class.
+        The layers in forward order; the last one gives the outputs the head expects
+        (one logit per class for the default head).
     dtype : numpy dtype
         Floating type of parameters and of the data passed through.
     l2 : float
         :math:`\lambda \ge 0`, the weight of the L2 penalty (see the module docstring).
+    loss : Loss, optional
+        The head (:mod:`ml_math_nn.losses`); None means
+        :class:`~ml_math_nn.losses.SoftmaxCrossEntropy`.
     """
 
-    def __init__(self, layers: Sequence[Layer], dtype: np.dtype[Any] | type = np.float32, l2: float = 0.0) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        dtype: np.dtype[Any] | type = np.float32,
+        l2: float = 0.0,
+        loss: Loss | None = None,
+    ) -> None:
         self.layers = list(layers)
         self.dtype = np.dtype(dtype)
-        self.loss = SoftmaxCrossEntropy()
+        self.loss: Loss = SoftmaxCrossEntropy() if loss is None else loss
         self.l2 = l2
         self._pack()
 
@@ -152,19 +165,20 @@ class Network:
             return 0.0
         return 0.5 * self.l2 * sum(float(np.vdot(layer.params[k], layer.params[k])) for layer, k in self._penalised())
 
-    def loss_and_grads(self, x: Array, y: Labels) -> tuple[float, Array]:
-        """Forward in training mode, loss (cross-entropy plus penalty), then backward.
+    def forward_backward(self, x: Array, target: Target, sample_weight: Any = None) -> tuple[float, Array]:
+        """Forward in training mode, the loss (the head's plus the penalty), then backward.
 
-        Returns the loss and the logits.  Unlike :meth:`backward`, it does not compute
-        ``dL/dx``: the first layer stores its parameter gradients only
-        (:meth:`~ml_math_nn.layers.Layer.param_grads`).
+        Returns the loss and the outputs; every layer's grads are filled.  Unlike
+        :meth:`backward`, it does not compute ``dL/dx``: the first layer stores its
+        parameter gradients only (:meth:`~ml_math_nn.layers.Layer.param_grads`).
+        ``sample_weight`` (m,) weights the samples' losses (see :mod:`ml_math_nn.losses`).
         """
-        logits = self.forward(x, training=True)
-        loss = self.loss.forward(logits, y) + self.penalty()
+        output = self.forward(x, training=True)
+        loss = self.loss.forward(output, target, sample_weight) + self.penalty()
         grad = self._backward_to_first(self.loss.backward())
         self.layers[0].param_grads(grad)
         self._add_penalty_grads()
-        return loss, logits
+        return loss, output
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Give ``rng`` to every :class:`Dropout` layer as the source of its masks."""
@@ -178,14 +192,24 @@ class Network:
 
     # -- inference ---------------------------------------------------------------
     def predict_proba(self, x: Array, batch_size: int = 4096) -> Array:
-        """Class probabilities, evaluated in inference mode in chunks of ``batch_size``."""
-        x = np.asarray(x, dtype=self.dtype)
-        out = [softmax(self.forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.empty((0, self.n_out), dtype=self.dtype)
+        """The head's probabilities (of each class, or of each label), in inference mode in chunks.
 
-    def predict(self, x: Array, batch_size: int = 4096) -> NDArray[np.intp]:
-        """Index of the most probable class of each row."""
-        return np.argmax(self.predict_proba(x, batch_size), axis=1)
+        A head that predicts values, not probabilities (mean squared error), raises ``ValueError``.
+        """
+        if not self.loss.probabilistic:
+            raise ValueError(
+                f"predict_proba: the {self.loss.name} head predicts values, not probabilities; use predict"
+            )
+        return self._inference(self.loss.activate, x, batch_size)
+
+    def predict(self, x: Array, batch_size: int = 4096) -> NDArray[Any]:
+        """The head's decisions: the most probable class, the 0/1 labels, or the values."""
+        return self._inference(self.loss.decide, x, batch_size)
+
+    def _inference(self, head: Callable[[Array], NDArray[Any]], x: Array, batch_size: int) -> NDArray[Any]:
+        x = np.asarray(x, dtype=self.dtype)
+        # An empty x still runs one (empty) chunk, which gives the result its shape.
+        return np.concatenate([head(self.forward(x[i : i + batch_size])) for i in range(0, max(len(x), 1), batch_size)])
 
     # -- parameters --------------------------------------------------------------
     def parameters(self) -> Iterator[tuple[str, Array, Array]]:
@@ -245,16 +269,30 @@ class Network:
         return math.prod(self.output_shape)
 
     def config(self) -> dict[str, Any]:
-        return {"dtype": self.dtype.name, "l2": self.l2, "layers": [layer.config() for layer in self.layers]}
+        """JSON-serialisable architecture; the head is recorded only when it is not the default.
+
+        (So the configuration of a softmax cross-entropy network, and every model file
+        written before heads could be chosen, stay as they were.)
+        """
+        out: dict[str, Any] = {
+            "dtype": self.dtype.name,
+            "l2": self.l2,
+            "layers": [layer.config() for layer in self.layers],
+        }
+        if self.loss.config() != SoftmaxCrossEntropy().config():
+            out["loss"] = self.loss.config()
+        return out
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Network:
-        """Rebuild the architecture (parameters zeroed) from :meth:`config`."""
+        """Rebuild the architecture (parameters zeroed) and the head from :meth:`config`."""
         dtype = np.dtype(config.get("dtype", "float32"))
-        return cls([layer_from_config(c, dtype) for c in config["layers"]], dtype, config.get("l2", 0.0))
+        loss = loss_from_config(config["loss"]) if "loss" in config else None
+        return cls([layer_from_config(c, dtype) for c in config["layers"]], dtype, config.get("l2", 0.0), loss)
 
     def __repr__(self) -> str:
-        return f"Network({self.layers!r}, dtype={self.dtype.name}, l2={self.l2})"
+        head = "" if "loss" not in self.config() else f", loss={self.loss!r}"
+        return f"Network({self.layers!r}, dtype={self.dtype.name}, l2={self.l2}{head})"
 
 
 def _keeps(layer: Layer, shape: Shape) -> bool:
@@ -277,6 +315,7 @@ def build_mlp(
     batch_norm: bool = False,
     init: str | None = None,
     l2: float = 0.0,
+    loss: Loss | None = None,
 ) -> Network:
     """A multilayer perceptron: per hidden width ``Dense [-> BatchNorm] -> activation [-> Dropout]``,
     then a ``Dense`` to ``n_out`` logits.
@@ -303,6 +342,8 @@ def build_mlp(
         (Glorot uniform for the output layer, which feeds the softmax).
     l2 : float
         Weight of the L2 penalty on the dense weight matrices.
+    loss : Loss, optional
+        The head (None: softmax cross-entropy over ``n_out`` classes).
     """
     names = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
     if len(names) != len(hidden):
@@ -321,4 +362,4 @@ def build_mlp(
             layers.append(Dropout(dropout))
         width = h
     layers.append(Dense(width, n_out, init or initializers.default_for(None), rng, dtype))
-    return Network(layers, dtype, l2)
+    return Network(layers, dtype, l2, loss)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._types import Array, Labels
-from .losses import log_softmax
+from ._types import Array
+from .losses import Target, check_sample_weight
 from .network import Network
 from .optim import Optimizer, clip_grad_norm
 from .schedules import Schedule
@@ -41,17 +41,22 @@ class Callback:
         pass
 
 
-def evaluate(network: Network, X: Array, y: Labels, batch_size: int = 4096) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``network`` on ``(X, y)`` in inference mode."""
+def evaluate(network: Network, X: Array, y: Target, batch_size: int = 4096) -> tuple[float, float]:
+    """Mean loss and score of ``network``'s head on ``(X, y)``, in inference mode, in chunks.
+
+    The loss is the head's unweighted mean (no penalty), summed in float64; the score is
+    :meth:`~ml_math_nn.losses.Loss.score` of the head's decisions on the whole set
+    (accuracy for the classification heads, :math:`R^2` for mean squared error).
+    """
     if len(X) == 0:
         raise ValueError("cannot evaluate on an empty set")
-    total_loss, correct = 0.0, 0
+    head = network.loss
+    total_loss, decisions = 0.0, []
     for i in range(0, len(X), batch_size):
-        logp = log_softmax(network.forward(X[i : i + batch_size]))
-        yb = y[i : i + batch_size]
-        total_loss -= float(logp[np.arange(len(yb)), yb].sum(dtype=np.float64))
-        correct += int((logp.argmax(axis=1) == yb).sum())
-    return total_loss / len(X), correct / len(X)
+        output = network.forward(X[i : i + batch_size])
+        total_loss += float(head.sample_losses(output, y[i : i + batch_size]).sum(dtype=np.float64))
+        decisions.append(head.decide(output))
+    return total_loss / len(X), head.score(np.concatenate(decisions), y)
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -107,27 +112,37 @@ class Trainer:
         self.interrupted = False  # set with `stop` by an interrupt handler; the current epoch still ends
         self._buffers: tuple[Array, NDArray[Any]] | None = None
 
-    def _shuffled(self, X: Array, y: Labels) -> tuple[Array, Labels]:
+    def _shuffled(self, X: Array, y: Target) -> tuple[Array, Target, NDArray[np.intp]]:
         perm = self.rng.permutation(len(X))
-        if self._buffers is None or self._buffers[0].shape != X.shape:
+        if self._buffers is None or self._buffers[0].shape != X.shape or self._buffers[1].shape != y.shape:
             self._buffers = (np.empty_like(X), np.empty_like(y))
         xs, ys = self._buffers
         # mode="clip" lets np.take write straight into out (the default, "raise", gathers
         # into a temporary first); a permutation never needs clipping.
         np.take(X, perm, axis=0, out=xs, mode="clip")
         np.take(y, perm, axis=0, out=ys, mode="clip")
-        return xs, ys
+        return xs, ys, perm
 
-    def train_epoch(self, X: Array, y: Labels) -> float:
-        """One pass over ``(X, y)`` in shuffled mini-batches; returns the mean batch loss."""
-        xs, ys = self._shuffled(X, y)
+    def train_epoch(self, X: Array, y: Target, sample_weight: NDArray[Any] | None = None) -> float:
+        """One pass over ``(X, y)`` in shuffled mini-batches; returns the mean batch loss.
+
+        ``sample_weight`` (n,) weights each sample's loss: it is shuffled with ``X`` and
+        ``y``, each batch's loss is the weighted mean over the batch, and the epoch's loss
+        the mean of the batch losses weighted by their batches' weight sums.  A batch whose
+        weights are all zero has nothing to learn from and makes no update.
+        """
+        xs, ys, perm = self._shuffled(X, y)
+        ws = None if sample_weight is None else check_sample_weight(sample_weight, len(X))[perm]
         if self.augment is not None:
             self.augment(xs, self.rng)
         total = 0.0
         bounds = batch_bounds(len(xs), self.batch_size)
         for batch, (start, stop) in enumerate(bounds, 1):
             xb, yb = xs[start:stop], ys[start:stop]
-            loss, logits = self.network.loss_and_grads(xb, yb)
+            wb = None if ws is None else ws[start:stop]
+            if wb is not None and not wb.any():
+                continue
+            loss, output = self.network.forward_backward(xb, yb, wb)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {len(self.history) + 1}, batch {batch}; try a smaller learning rate"
@@ -138,21 +153,23 @@ class Trainer:
             if self.clip_norm is not None:
                 clip_grad_norm(self.network.parameters(), self.clip_norm)
             self.optimizer.step(self.network.parameters() if flat is None else flat)
-            total += loss * len(xb)
+            total += loss * (len(xb) if wb is None else float(wb.sum()))
             if self.on_batch is not None:
-                acc = float(np.mean(logits.argmax(axis=1) == yb))
-                self.on_batch(self, {"batch": batch, "batches": len(bounds), "loss": loss, "acc": acc})
-        return total / len(xs)
+                head = self.network.loss
+                score = head.score(head.decide(output), yb)
+                self.on_batch(self, {"batch": batch, "batches": len(bounds), "loss": loss, head.score_name: score})
+        return total / (len(xs) if ws is None else float(ws.sum()))
 
     def fit(
         self,
         X: Array,
-        y: Labels,
+        y: Target,
         epochs: int,
-        eval_sets: Mapping[str, tuple[Array, Labels]] | None = None,
+        eval_sets: Mapping[str, tuple[Array, Target]] | None = None,
         callbacks: Sequence[Callable[[Trainer, EpochRecord], None]] = (),
         *,
         eval_train: bool = True,
+        sample_weight: NDArray[Any] | None = None,
     ) -> list[EpochRecord]:
         """Train until ``epochs`` epochs are done in total (a resumed trainer continues).
 
@@ -168,11 +185,20 @@ class Trainer:
         it saved per epoch): ``train_loss`` is then the epoch's mean mini-batch loss as
         :meth:`train_epoch` returns it (training mode, L2 penalty included), and the
         record has no ``train_acc``.
+
+        The score's key is the head's ``score_name``: ``<name>_acc`` for the classification
+        heads, ``<name>_r2`` for mean squared error (see :func:`evaluate`).
+        ``sample_weight`` (n,) weights the training samples' losses (see
+        :meth:`train_epoch`); the evaluations stay unweighted.
         """
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         if len(X) == 0:
             raise ValueError("cannot train on an empty training set")
+        # The head checks the targets' values once here, not on every batch (see its forward).
+        self.network.loss.check_target(y, (len(X), *self.network.forward(X[:1]).shape[1:]))
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, len(X))
         sets = {**({"train": (X, y)} if eval_train else {}), **(eval_sets or {})}
         self.stop = False
         try:
@@ -180,12 +206,13 @@ class Trainer:
                 # A diverging loss is reported by train_epoch itself, without numpy's warnings.
                 with np.errstate(over="ignore", invalid="ignore"):
                     lr = self.optimizer.lr
-                batch_loss = self.train_epoch(X, y)
+                batch_loss = self.train_epoch(X, y, sample_weight)
                 record: EpochRecord = {"epoch": float(len(self.history) + 1)}
                 if not eval_train:
                     record["train_loss"] = batch_loss
                 for name, (Xe, ye) in sets.items():
-                    record[f"{name}_loss"], record[f"{name}_acc"] = evaluate(self.network, Xe, ye)
+                    score = f"{name}_{self.network.loss.score_name}"
+                    record[f"{name}_loss"], record[score] = evaluate(self.network, Xe, ye)
                 record["lr"] = lr
                 self.history.append(record)
                 for callback in callbacks:
@@ -216,7 +243,7 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
 
     ``monitor`` is a record key such as ``"val_loss"`` (lower is better) or ``"val_acc"``
-    (higher is better).  On :meth:`close` the network gets back the parameters and buffers
+    or ``"val_r2"`` (higher is better).  On :meth:`close` the network gets back the parameters and buffers
     it had at the end of the best epoch, :attr:`best_epoch`.
     """
 
@@ -224,7 +251,7 @@ class EarlyStopping(Callback):
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         self.monitor, self.patience = monitor, patience
-        self.higher_is_better = monitor.endswith("_acc")
+        self.higher_is_better = monitor.endswith(("_acc", "_r2"))
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0
