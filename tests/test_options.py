@@ -4,6 +4,7 @@ optimiser and schedule builds from the options."""
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from ml_math_nn.integrations.estimator import (
 )
 from ml_math_nn.optim import OPTIMIZERS
 from ml_math_nn.runs.builders import build_optimizer, build_schedule
-from ml_math_nn.runs.cli import build_parser, config_from_args, main, train_options
+from ml_math_nn.runs.cli import add_train_options, build_parser, config_from_args, main, train_options
 from ml_math_nn.runs.options import OPTIONS, TrainConfig, load_config, option
 from ml_math_nn.schedules import SCHEDULES
 
@@ -138,12 +139,9 @@ def test_a_new_option_shows_up_everywhere() -> None:
         fake: int = option(3, "a fake option", check=lambda n: n >= 1, rule=">= 1")
 
     assert ("--fake", "fake") in [(flag, name) for flag, name, _ in train_options(Extended)]
-    parser = build_parser("")
-    sub = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
-    from ml_math_nn.runs.cli import add_train_options
-
-    add_train_options(sub, Extended)
-    config = config_from_args(parser.parse_args(["train", "--fake", "5"]), Extended)
+    parser = argparse.ArgumentParser()
+    add_train_options(parser, Extended)
+    config = config_from_args(parser.parse_args(["--fake", "5"]), Extended)
     assert isinstance(config, Extended) and config.fake == 5
     assert "fake = 5" in config.to_toml()
     with pytest.raises(ValueError, match="fake must be >= 1, got 0"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import inspect
 import math
 import sys
@@ -345,9 +344,11 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
 
-@functools.cache
 def config_options(cls: type[TrainConfig] = TrainConfig) -> dict[str, Option]:
     """The :class:`Option` of every field of ``cls`` (a subclass may add options), in order."""
+    known = _OPTIONS_OF.get(cls)
+    if known is not None:
+        return known
     hints = typing.get_type_hints(cls)
     out: dict[str, Option] = {}
     for f in fields(cls):
@@ -358,7 +359,11 @@ def config_options(cls: type[TrainConfig] = TrainConfig) -> dict[str, Option]:
         if optional:
             kind = args[0]
         out[f.name] = dataclasses.replace(declared, name=f.name, default=f.default, kind=kind, optional=optional)
+    _OPTIONS_OF[cls] = out
     return out
+
+
+_OPTIONS_OF: dict[type, dict[str, Option]] = {}
 
 
 OPTIONS: dict[str, Option] = config_options()
