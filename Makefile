@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench lint clean
+.PHONY: run test serve bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The web dashboard and network explorer on the runs under runs/ (http://127.0.0.1:8000/).
+serve: $(VENV)/.installed
+	mkdir -p runs
+	$(PY) -m ml_math_nn serve runs
 
 # Speed against scikit-learn and PyTorch, and start-up time (see BENCHMARKS.md);
 # BENCH_ARGS=--quick for a short check.  The harness lives in benchmarks/, outside the library.

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from .._types import Array, Labels
-from ..losses import softmax
 from ..optim import SGD
 from ..runs.persistence import Model
 
@@ -156,12 +155,12 @@ class Explorer:
         network = self.model.network
         x = self.model.transform(raw, "drawing")
         with self.lock:
+            probs = np.asarray(network.predict_proba(x), dtype=np.float64)[0]
             activations = []
             a = x
             for layer in network.layers:
                 a = layer.forward(a, training=False)
                 activations.append(a)
-            probs = softmax(a.astype(np.float64))[0]
             c = int(probs.argmax()) if target is None else int(target)
             if not 0 <= c < network.n_out:
                 raise ValueError(f"target: expected a class 0..{network.n_out - 1}, got {target}")
@@ -173,13 +172,13 @@ class Explorer:
             "input": raw[0].tolist(),
             "scaled": x[0].tolist(),
             "layers": [
-                {"index": i, "type": type(layer).__name__, "width": int(act.shape[1]), "values": act[0].tolist()}
+                {"index": i, "type": type(layer).__name__, "width": int(act[0].size), "values": act[0].ravel().tolist()}
                 for i, (layer, act) in enumerate(zip(network.layers, activations, strict=True))
             ],
             "probabilities": probs.tolist(),
             "predicted": int(probs.argmax()),
             "target": c,
-            "input_gradient": grad[0].tolist(),
+            "input_gradient": grad[0].ravel().tolist(),
         }
 
     def sgd_step(self, raw: Array, label: int, lr: float) -> dict[str, Any]:
@@ -199,9 +198,9 @@ class Explorer:
         y = np.array([label], dtype=np.intp)
         with self.lock:
             net = copy.deepcopy(network)
+        probs_before = np.asarray(net.predict_proba(x), dtype=np.float64)[0]
         logits = net.forward(x)
         loss_before = net.loss.forward(logits, y) + net.penalty()
-        probs_before = softmax(logits.astype(np.float64))[0]
         top = net.loss.backward()
         layers: list[dict[str, Any]] = []
         grad = top
@@ -213,7 +212,7 @@ class Explorer:
                 {
                     "index": i,
                     "type": type(layer).__name__,
-                    "grad_output": incoming[0].tolist(),
+                    "grad_output": incoming[0].ravel().tolist(),
                     "grad_output_norm": float(np.linalg.norm(incoming)),
                     "grad_input_norm": float(np.linalg.norm(grad)),
                 }
@@ -235,9 +234,8 @@ class Explorer:
         for entry in layers:
             prefix = f"{entry['index']}."
             entry["params"] = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-        logits_after = net.forward(x)
-        loss_after = net.loss.forward(logits_after, y) + net.penalty()
-        probs_after = softmax(logits_after.astype(np.float64))[0]
+        loss_after = net.loss.forward(net.forward(x), y) + net.penalty()
+        probs_after = np.asarray(net.predict_proba(x), dtype=np.float64)[0]
         return {
             "label": label,
             "lr": lr,
@@ -245,7 +243,7 @@ class Explorer:
             "loss_after": float(loss_after),
             "probabilities_before": probs_before.tolist(),
             "probabilities_after": probs_after.tolist(),
-            "loss_gradient": top[0].tolist(),
+            "loss_gradient": top[0].ravel().tolist(),
             "layers": layers,
         }
 
