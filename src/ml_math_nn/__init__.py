@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "Tanh": "layers",
     "Sigmoid": "layers",
     "Dropout": "layers",
+    "Flatten": "layers",
     "BatchNorm": "layers",
     "Loss": "losses",
     "SoftmaxCrossEntropy": "losses",
@@ -75,6 +76,7 @@ __all__ = [
     "Dropout",
     "ELU",
     "EarlyStopping",
+    "Flatten",
     "GELU",
     "Layer",
     "LeakyReLU",
@@ -127,7 +129,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the type checker and IDEs see
     from .integrations.estimator import MLPClassifier
-    from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
+    from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Flatten, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
     from .losses import Loss, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy, log_softmax, softmax
     from .network import Network, build_mlp
     from .optim import SGD, AdaGrad, Adam, AdamW, Lion, Optimizer, RMSprop, clip_grad_norm, make_optimizer
