@@ -17,7 +17,7 @@ from matplotlib.transforms import Bbox
 
 from ml_math_nn.data.datasets import FASHION_MNIST_CLASSES, Dataset
 from ml_math_nn.results import plots
-from ml_math_nn.runs.builders import load_dataset
+from ml_math_nn.runs.builders import load_configured_dataset as load_dataset
 from ml_math_nn.runs.options import TrainConfig
 from ml_math_nn.runs.persistence import Model
 from ml_math_nn.runs.training import run_training
