@@ -307,13 +307,18 @@ def test_oversized_and_unsized_bodies_are_refused_without_reading_them(server: S
     response = connection.getresponse()
     assert response.status == 413 and "at most" in json.loads(response.read())["error"]
     connection.close()
-    status, body = request(server, "/api/explain", raw=b"x" * (MAX_BODY + 1))
-    assert status == 413
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.putrequest("POST", "/api/explain")
     connection.endheaders()
     response = connection.getresponse()
     assert response.status == 411
+    connection.close()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.putrequest("POST", "/api/explain")
+    connection.putheader("Content-Length", "-5")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 400 and "Content-Length" in json.loads(response.read())["error"]
     connection.close()
     assert_serving(server)
 
@@ -381,3 +386,19 @@ def test_serve_refuses_a_missing_folder_or_model(tmp_path: Path, capsys: pytest.
     assert "RUNS_DIR" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--model", str(tmp_path), "--port", "0"]) == 2
     assert "no model.npz" in capsys.readouterr().err
+
+
+def test_serve_help_loads_nothing_of_the_library_but_the_cli() -> None:
+    code = (
+        "import contextlib, io, json, sys\nfrom ml_math_nn.runs import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        cli.main(['serve', '--help'])\n"
+        "    except SystemExit:\n        pass\nprint(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out.splitlines()[-1])
+    assert sorted(m for m in loaded if m.startswith("ml_math_nn")) == [
+        "ml_math_nn",
+        "ml_math_nn.runs",
+        "ml_math_nn.runs.cli",
+    ]
+    assert "numpy" not in loaded

@@ -120,7 +120,8 @@ def test_drawing_with_the_mouse_changes_the_probabilities(page: Page) -> None:
     p.wait_for_timeout(300)
     second = probabilities(p)
     assert len(first) == len(second) == 10
-    assert sum(first) == pytest.approx(1.0, abs=1e-9) and sum(second) == pytest.approx(1.0, abs=1e-9)
+    # float32 probabilities: their sum is 1 to float32's rounding
+    assert sum(first) == pytest.approx(1.0, abs=1e-6) and sum(second) == pytest.approx(1.0, abs=1e-6)
     assert first != second
     assert "As the network sees it (8×8)" in p.locator("#explain").inner_text()
     assert p.locator("#explain canvas[aria-label='input gradient']").count() == 1

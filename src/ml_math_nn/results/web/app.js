@@ -46,6 +46,12 @@ function fmt(value, digits = 4) {
   return String(value);
 }
 
+// An axis label: three significant digits without trailing zeros, exponent form when tiny.
+function tick(v) {
+  if (v !== 0 && Math.abs(v) < 1e-3) return v.toExponential(1);
+  return String(Number(v.toPrecision(3)));
+}
+
 const pct = (p) => (p === null || p === undefined ? "—" : (100 * p).toFixed(1) + "%");
 
 function duration(seconds) {
@@ -68,7 +74,7 @@ function setPage(title, ...children) {
 // -- charts ----------------------------------------------------------------------------
 // A line chart in SVG: series [{name, points: [[x, y]...], color, dash}], optional markX.
 function lineChart({ title, series, yLabel, markX = null, log = false, id = null }) {
-  const W = 480, H = 260, L = 56, R = 12, T = 12, B = 40;
+  const W = 480, H = 260, L = 64, R = 12, T = 12, B = 40;
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[1]) && (!log || p[1] > 0));
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title });
   if (id) root.id = id;
@@ -92,7 +98,7 @@ function lineChart({ title, series, yLabel, markX = null, log = false, id = null
     const v = y0 + ((y1 - y0) * i) / 4, y = T + (1 - i / 4) * (H - T - B);
     root.append(svg("line", { x1: L, x2: W - R, y1: y, y2: y, class: "grid" }));
     const t = svg("text", { x: L - 6, y: y + 4, "text-anchor": "end", class: "tick" });
-    t.textContent = fmt(log ? 10 ** v : v, 3);
+    t.textContent = tick(log ? 10 ** v : v);
     root.append(t);
   }
   const step = Math.max(1, Math.ceil((x1 - x0) / 6));
@@ -213,7 +219,12 @@ async function showRuns() {
   render();
   const intro = data.runs.length ? null : el("p", {}, `No runs under ${data.root}/ yet: train one with `, el("code", {}, `ml-math-nn train --out ${data.root}/first`), ".");
   setPage("Runs", intro, el("div", { class: "toolbar" }, filter, compare, count), tableBox);
-  if (data.runs.some((r) => r.status === "running")) timers.push(setTimeout(() => route(), 5000));
+  // While a run trains, refresh the table's data every few seconds (the filter and focus stay).
+  const refresh = async () => {
+    try { data = await api("/api/runs"); render(); } catch (e) { /* the next refresh tries again */ }
+    if (data.runs.some((r) => r.status === "running")) timers.push(setTimeout(refresh, 3000));
+  };
+  if (data.runs.some((r) => r.status === "running")) timers.push(setTimeout(refresh, 3000));
 }
 
 // -- one run ---------------------------------------------------------------------------
@@ -490,8 +501,11 @@ function renderStep(s, out) {
   const rows = s.layers.map((layer) => {
     const eq = EQUATIONS[layer.type] || ["", "∂L/∂X from the layer's backward"];
     const params = Object.entries(layer.params).map(([k, p]) => `${k}: ‖∂L/∂${k}‖ ${fmt(p.grad_norm, 3)}, ‖Δ${k}‖ ${fmt(p.update_norm, 3)}`).join("; ");
-    return el("tr", {}, el("th", { scope: "row" }, `${layer.index}: ${layer.type}`), el("td", { class: "num" }, fmt(layer.grad_output_norm, 3)),
-      el("td", { class: "num" }, fmt(layer.grad_input_norm, 3)), el("td", {}, params || "—"), el("td", { class: "eq" }, el("code", {}, eq[1]), el("br"), el("span", { class: "muted small" }, "docs/math.md " + eq[0])));
+    return el("tr", {}, el("th", { scope: "row" }, `${layer.index}: ${layer.type}`),
+      el("td", { class: "num", "data-label": "‖G‖ = ‖∂L/∂out‖" }, fmt(layer.grad_output_norm, 3)),
+      el("td", { class: "num", "data-label": "‖∂L/∂in‖" }, fmt(layer.grad_input_norm, 3)),
+      el("td", { "data-label": "parameter gradients and SGD updates" }, params || "—"),
+      el("td", { class: "eq", "data-label": "equations" }, el("code", {}, eq[1]), el("br"), el("span", { class: "muted small" }, "docs/math.md " + eq[0])));
   });
   out.replaceChildren(
     el("p", { id: "step-loss", class: "predicted" }, `Loss ${fmt(s.loss_before, 5)} → ${fmt(s.loss_after, 5)};  p(${names[s.label]}) ${pct(s.probabilities_before[s.label])} → ${pct(s.probabilities_after[s.label])}`),
