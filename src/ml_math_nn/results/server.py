@@ -55,6 +55,8 @@ STATIC = {
 
 MAX_BODY = 1 << 20
 """Largest request body accepted, in bytes (a 512x512 drawing is about 350 KB)."""
+MAX_EXAMPLES = 100
+"""Most test rows one ``/api/examples`` request returns."""
 MAX_RUN_FILE = 1 << 28
 """Largest run file read (a model or checkpoint of a wide network is tens of MB)."""
 SCAN_DEPTH = 3
@@ -362,14 +364,17 @@ def _input(app: App, body: dict[str, Any]) -> tuple[Explorer, np.ndarray[Any, An
 
 
 def api_runs(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/runs``: every run's row of the runs table."""
     return {"root": app.index.root.name, "default_model": app.index.model_id, "runs": app.runs()}
 
 
 def api_run(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/run?id=ID``: one run, with its summary and per-epoch history."""
     return app.run_state(_one(query, "id"))
 
 
 def api_metrics(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/metrics?id=ID&since=N``: the epochs after the first N and the run's status (what a page polls)."""
     since = _int(query.get("since", ["0"])[0], "since")
     state = app.run_state(_one(query, "id"))
     keep = ("status", "epochs", "epochs_run", "eta_s", "best_epoch", "best_metric", "summary", "has_model")
@@ -377,6 +382,7 @@ def api_metrics(app: App, query: dict[str, list[str]]) -> Any:
 
 
 def api_compare(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/compare?id=A&id=B...``: the runs' histories and their options, those that differ first."""
     ids = query.get("id", [])
     if not 1 <= len(ids) <= 12:
         raise ApiError(HTTPStatus.BAD_REQUEST, "id: give 1 to 12 runs to compare")
@@ -393,13 +399,12 @@ def api_compare(app: App, query: dict[str, list[str]]) -> Any:
 
 
 def api_evaluation(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/evaluation?id=ID``: confusion matrix, per-class metrics and mistakes on the test split."""
     return app.explorer(_one(query, "id")).evaluation()
 
 
-MAX_EXAMPLES = 100
-
-
 def api_examples(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/examples?id=ID&index=K...``: raw pixels and labels of test rows."""
     explorer = app.explorer(_one(query, "id"))
     indices = [_int(i, "index") for i in query.get("index", [])]
     if not 1 <= len(indices) <= MAX_EXAMPLES:
@@ -412,6 +417,7 @@ def api_examples(app: App, query: dict[str, list[str]]) -> Any:
 
 
 def api_model(app: App, query: dict[str, list[str]]) -> Any:
+    """``GET /api/model?id=ID``: the model's classes, input shape and layers."""
     explorer = app.explorer(_one(query, "id"))
     network = explorer.model.network
     return {
@@ -428,6 +434,7 @@ def api_model(app: App, query: dict[str, list[str]]) -> Any:
 
 
 def api_explain(app: App, body: dict[str, Any]) -> Any:
+    """``POST /api/explain``: activations, probabilities and the input gradient of a test row or drawing."""
     explorer, raw, label = _input(app, body)
     target = body.get("target")
     result = explorer.explain(raw, None if target is None else _int(target, "target"))
@@ -435,6 +442,7 @@ def api_explain(app: App, body: dict[str, Any]) -> Any:
 
 
 def api_step(app: App, body: dict[str, Any]) -> Any:
+    """``POST /api/step``: one backward pass and one SGD step on a copy of the model."""
     explorer, raw, label = _input(app, body)
     if body.get("label") is not None:
         label = _int(body["label"], "label")
