@@ -402,3 +402,27 @@ def test_serve_help_loads_nothing_of_the_library_but_the_cli() -> None:
         "ml_math_nn.runs.cli",
     ]
     assert "numpy" not in loaded
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(server: Server) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    connection.putrequest("GET", "/api/runs", skip_host=True)
+    connection.putheader("Host", "attacker.example:8000")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 403 and "Host 'attacker.example:8000'" in json.loads(response.read())["error"]
+    connection.close()
+    port = server.server_address[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.putrequest("GET", "/api/runs", skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        assert connection.getresponse().status == 200
+        connection.close()
+
+
+def test_a_port_in_use_is_one_line_naming_it(server: Server, runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = server.server_address[1]
+    assert main(["serve", str(runs), "--port", str(port)]) == 2
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in capsys.readouterr().err

@@ -17,6 +17,8 @@ What it reads, and how it refuses the rest:
 * the test split of the dataset a model was trained on, as ``ml-math-nn evaluate`` loads
   it; ``csv:``/``npz:`` datasets only when their file lies under ``RUNS_DIR``.
 
+Listening on loopback, it answers only requests whose ``Host`` is its own address (403
+otherwise), so a web page of another site cannot reach it through DNS rebinding.
 Request bodies over :data:`MAX_BODY` bytes get 413, malformed JSON 400, unknown routes
 404; every error is a JSON object ``{"error": message}``, and the server goes on serving.
 """
@@ -29,6 +31,7 @@ import io
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +65,8 @@ MAX_RUN_FILE = 1 << 28
 SCAN_DEPTH = 3
 """How deep below RUNS_DIR run directories are looked for."""
 RUN_FILES = ("config.toml", "summary.json", "metrics.csv", "model.npz")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+"""Addresses that only this machine reaches."""
 STALE_S = 120.0
 """A run with no summary.json whose files have not changed for this long (or five epochs'
 time, if longer) is shown as "stopped" rather than "running"."""
@@ -500,6 +505,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _guarded(self, answer: Callable[[], None]) -> None:
         try:
+            host = self.headers.get("Host", "")
+            if self.server.allowed_hosts is not None and host not in self.server.allowed_hosts:
+                # A page of another site reaching this loopback server by DNS rebinding names its own host.
+                raise ApiError(HTTPStatus.FORBIDDEN, f"Host {host!r}: this server answers only {self.server.url}")
             answer()
         except ApiError as e:
             self._error(e.status, str(e))
@@ -584,7 +593,14 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
+        port = self.server_address[1]
+        self.allowed_hosts: set[str] | None = None
+        """The Host headers answered when listening on loopback (any when listening wider)."""
+        if address[0] in LOOPBACK:
+            self.allowed_hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
     @property
     def url(self) -> str:
@@ -600,4 +616,7 @@ def make_server(root: str | Path, host: str = "127.0.0.1", port: int = 8000, mod
         raise ValueError(f"RUNS_DIR {root}: no such folder")
     if model is not None and not (Path(model) / "model.npz").is_file():
         raise ValueError(f"--model {model}: no model.npz there")
-    return Server((host, port), App(root, model))
+    try:
+        return Server((host, port), App(root, model))
+    except OSError as e:
+        raise OSError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None

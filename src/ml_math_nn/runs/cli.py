@@ -332,7 +332,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ..results.server import make_server
 
     server = make_server(args.runs_dir, args.host, args.port, args.model)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if server.allowed_hosts is None:
         print(f"note: listening on {args.host}, reachable from other machines; the page has no login", file=sys.stderr)
     print(f"serving {args.runs_dir} at {server.url} (Ctrl-C to stop)", flush=True)
     try:

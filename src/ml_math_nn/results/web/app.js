@@ -299,8 +299,9 @@ async function showEvaluation(id, box) {
     el("div", { class: "two wide" },
       el("section", {}, el("h3", {}, "Confusion matrix"), el("p", { class: "muted" }, "Select a cell to see its test images."), el("div", { class: "table-scroll" }, matrix), cellImages),
       el("section", {}, el("h3", {}, "Per-class metrics"), el("div", { class: "table-scroll" }, perClass))),
-    el("h3", {}, `Misclassified (${ev.misclassified.length})`), wrong);
-  gallery(id, ev, ev.misclassified, wrong);
+    el("h3", {}, `Misclassified (${ev.misclassified.length}), the most confident first`), wrong);
+  // The most confident mistakes first.
+  gallery(id, ev, [...ev.misclassified].sort((a, b) => ev.confidence[b] - ev.confidence[a]), wrong);
 }
 
 async function gallery(id, ev, indices, box, limit = 24) {
