@@ -17,9 +17,9 @@ from .._types import Array, Labels
 from ..data import datasets as data
 from ..gradcheck import Results, check_network, fix_dropout_masks
 from ..network import Network, build_mlp
-from ..optim import OPTIMIZERS, Optimizer, make_optimizer
-from ..schedules import SCHEDULES, Schedule, Warmup, make_schedule
-from .options import TrainConfig, constructor_options
+from .options import TrainConfig
+from .options import build_optimizer as build_optimizer  # the optimiser and schedule are built where
+from .options import build_schedule as build_schedule  # the options say where they go (light imports)
 
 
 @dataclass
@@ -125,39 +125,6 @@ def build_network(
         ) from None
     network.set_rng(dropout_rng or run_generators(config.seed)["dropout"])
     return network
-
-
-def build_optimizer(config: TrainConfig) -> Optimizer:
-    """The registered optimiser ``config.optimizer``, given exactly the options its constructor takes.
-
-    Each option whose :attr:`~ml_math_nn.runs.options.Option.goes_to` names one of the
-    class's parameters fills it (``lr``, ``momentum``, ``nesterov``, ``betas`` from
-    ``beta1`` and ``beta2``, ``weight_decay``, ...); its other parameters keep their
-    defaults.  No list of names here: every registered optimiser builds.
-    """
-    cls = OPTIMIZERS.get(config.optimizer)
-    if cls is None:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-    return make_optimizer(config.optimizer, **constructor_options(config, "optimizer", cls))
-
-
-def build_schedule(config: TrainConfig, optimizer: Optimizer) -> Schedule:
-    r"""The registered schedule ``config.schedule`` on ``optimizer``, given the options it takes.
-
-    Like :func:`build_optimizer`: ``step_size``, ``gamma`` (as ``gamma`` or ``factor``),
-    ``min_lr`` (as ``eta_min`` or ``min_lr``), ``plateau_patience`` (as ``patience``) fill
-    the parameters a schedule has.  One value is derived here, not an option: a schedule
-    that takes ``t_max`` (cosine) anneals over the epochs after the warm-up,
-    :math:`T = \max(\text{epochs} - \text{warmup}, 1)`.  ``warmup_epochs > 0`` wraps the
-    schedule in :class:`~ml_math_nn.schedules.Warmup`.
-    """
-    cls = SCHEDULES.get(config.schedule)
-    if cls is None:
-        raise ValueError(f"unknown schedule {config.schedule!r}; choose from {', '.join(SCHEDULES)}")
-    t_max = max(config.epochs - config.warmup_epochs, 1)
-    options = constructor_options(config, "schedule", cls, t_max=t_max)
-    warmup = constructor_options(config, "warmup", Warmup)
-    return make_schedule(config.schedule, optimizer, **warmup, **options)
 
 
 def check_config(config: TrainConfig, samples: int = 8, h: float = 1e-6) -> Results:

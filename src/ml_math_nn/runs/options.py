@@ -16,7 +16,11 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..optim import Optimizer
+    from ..schedules import Schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -417,6 +421,43 @@ def constructor_options(config: TrainConfig, component: str, cls: type, **derive
     return kwargs
 
 
+def build_optimizer(config: TrainConfig) -> Optimizer:
+    """The registered optimiser ``config.optimizer``, given exactly the options its constructor takes.
+
+    Each option whose :attr:`~ml_math_nn.runs.options.Option.goes_to` names one of the
+    class's parameters fills it (``lr``, ``momentum``, ``nesterov``, ``betas`` from
+    ``beta1`` and ``beta2``, ``weight_decay``, ...); its other parameters keep their
+    defaults.  No list of names here: every registered optimiser builds.
+    """
+    from ..optim import OPTIMIZERS, make_optimizer
+
+    cls = OPTIMIZERS.get(config.optimizer)
+    if cls is None:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    return make_optimizer(config.optimizer, **constructor_options(config, "optimizer", cls))
+
+
+def build_schedule(config: TrainConfig, optimizer: Optimizer) -> Schedule:
+    r"""The registered schedule ``config.schedule`` on ``optimizer``, given the options it takes.
+
+    Like :func:`build_optimizer`: ``step_size``, ``gamma`` (as ``gamma`` or ``factor``),
+    ``min_lr`` (as ``eta_min`` or ``min_lr``), ``plateau_patience`` (as ``patience``) fill
+    the parameters a schedule has.  One value is derived here, not an option: a schedule
+    that takes ``t_max`` (cosine) anneals over the epochs after the warm-up,
+    :math:`T = \max(\text{epochs} - \text{warmup}, 1)`.  ``warmup_epochs > 0`` wraps the
+    schedule in :class:`~ml_math_nn.schedules.Warmup`.
+    """
+    from ..schedules import SCHEDULES, Warmup, make_schedule
+
+    cls = SCHEDULES.get(config.schedule)
+    if cls is None:
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    t_max = max(config.epochs - config.warmup_epochs, 1)
+    options = constructor_options(config, "schedule", cls, t_max=t_max)
+    warmup = constructor_options(config, "warmup", Warmup)
+    return make_schedule(config.schedule, optimizer, **warmup, **options)
+
+
 def _component_options(config: TrainConfig) -> list[str]:
     """The options (not at their defaults) that go to the optimiser or schedule."""
     return [
@@ -435,8 +476,6 @@ def _at_default(config: TrainConfig, name: str) -> TrainConfig:
 
 def _component_error(config: TrainConfig) -> str | None:
     """The message of building ``config``'s optimiser and schedule; None if they build."""
-    from .builders import build_optimizer, build_schedule
-
     try:
         build_schedule(config, build_optimizer(config))
     except ValueError as e:
