@@ -234,8 +234,8 @@ def _command(argv: Sequence[str]) -> str:
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .training import run_training
     from .progress import EpochProgress, progress_enabled, setup_logging
+    from .training import run_training
 
     if args.resume:
         if args.out or getattr(args, "config", None):
@@ -263,10 +263,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from ..data.datasets import load_dataset
+    from ..train import evaluate
     from .builders import prepare_data
     from .options import TrainConfig
     from .persistence import load_model
-    from ..train import evaluate
 
     model = load_model(args.model)
     if args.dataset:
