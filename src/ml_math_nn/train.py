@@ -204,9 +204,14 @@ class Trainer:
         try:
             while len(self.history) < epochs and not self.stop:
                 # A diverging loss is reported by train_epoch itself, without numpy's warnings.
+                lr = self.optimizer.lr  # the rate this epoch's updates use
                 with np.errstate(over="ignore", invalid="ignore"):
-                    lr = self.optimizer.lr
-                batch_loss = self.train_epoch(X, y, sample_weight)
+                    # Called without weights when there are none, so an override of
+                    # train_epoch(X, y) written before weights existed still works.
+                    if sample_weight is None:
+                        batch_loss = self.train_epoch(X, y)
+                    else:
+                        batch_loss = self.train_epoch(X, y, sample_weight)
                 record: EpochRecord = {"epoch": float(len(self.history) + 1)}
                 if not eval_train:
                     record["train_loss"] = batch_loss
