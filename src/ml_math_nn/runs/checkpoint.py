@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from .._types import Array
-from .persistence import ModelFileError, checksum, read_archive, write_archive
 from ..schedules import Schedule
 from ..train import EarlyStopping, Trainer
+from .persistence import ModelFileError, checksum, read_archive, write_archive
 
 FILE = "checkpoint.npz"
 FORMAT = "ml-math-nn-checkpoint"

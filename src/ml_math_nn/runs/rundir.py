@@ -6,42 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
-import json
-import logging
 import os
-import platform
-import signal
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
-from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from .. import __version__
-from ..data import datasets as data
-from .._types import Array, Labels
-from ..data.augment import random_shifts
-from .checkpoint import Checkpointer, RunState, load_checkpoint
-from .options import TrainConfig
-from ..network import Network, build_mlp
-from ..optim import Optimizer, make_optimizer
-from .persistence import Model, save_model, write_text
-from ..results.plots import write_run_figures
-from ..results.report import write_report
-from ..schedules import Schedule, make_schedule
-from ..train import Callback, EarlyStopping, EpochRecord, Trainer, TrainingDiverged
-
-
-
+from ..train import Callback, EpochRecord, Trainer
 
 METRIC_COLUMNS = ["epoch", "train_loss", "test_loss", "train_acc", "test_acc"]
 

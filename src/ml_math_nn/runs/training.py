@@ -8,9 +8,6 @@ the plots).
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import io
 import json
 import logging
 import platform
@@ -20,8 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +24,16 @@ import numpy as np
 
 from .. import __version__
 from ..data import datasets as data
-from .._types import Array, Labels
 from ..data.augment import random_shifts
+from ..results.plots import write_run_figures
+from ..results.report import write_report
+from ..train import EarlyStopping, EpochRecord, ScheduleStep, Trainer, TrainingDiverged
+from .builders import build_network, build_optimizer, build_schedule, prepare_data, run_generators
 from .checkpoint import Checkpointer, RunState, load_checkpoint
 from .options import TrainConfig
-from .builders import build_network, build_optimizer, build_schedule, prepare_data, run_generators
+from .persistence import Model, save_model, write_text
 from .rundir import (
     LiveMetrics,
-    RunFailed,
     failing_run,
     format_record,
     fresh_run_dir,
@@ -44,17 +41,8 @@ from .rundir import (
     peak_memory_mb,
     prepare_out_dir,
 )
-from ..network import Network, build_mlp
-from ..optim import Optimizer, make_optimizer
-from .persistence import Model, save_model, write_text
-from ..results.plots import write_run_figures
-from ..results.report import write_report
-from ..schedules import Schedule, make_schedule
-from ..train import Callback, EarlyStopping, EpochRecord, ScheduleStep, Trainer, TrainingDiverged
 
 log = logging.getLogger(__name__)
-
-
 
 
 @dataclass
@@ -210,4 +198,3 @@ def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
