@@ -256,7 +256,11 @@ class TrainConfig:
     schedule: str = option("constant", "learning-rate schedule", choices=schedule_names)
     warmup_epochs: int = option(
         0,
-        "linear warm-up epochs before the schedule",
+        "linear warm-up epochs before the schedule (0: none)",
+        # 0 means no warm-up at all, which the Warmup wrapper (built only for >= 1) cannot say.
+        check=lambda n: n >= 0,
+        rule=">= 0",
+        label="warmup epochs",
         goes_to=("warmup.warmup_epochs",),
     )
     step_size: int = option(10, "epochs between decays", goes_to=("schedule.step_size",))
