@@ -161,3 +161,18 @@ def test_walkthrough_prose_numbers_are_printed(walkthrough_output: str) -> None:
     assert numbers, "the walkthrough quotes no numbers in its prose"
     missing = [n for n in numbers if n not in walkthrough_output]
     assert not missing, f"numbers quoted in docs/walkthrough.md but not printed by the script: {missing}"
+
+
+def python_blocks(doc: Path) -> list[str]:
+    """The fenced ```python blocks of a Markdown file."""
+    return re.findall(r"^```python\n(.*?)^```", doc.read_text(), flags=re.M | re.S)
+
+
+def test_readme_python_runs_as_written(tmp_path: Path) -> None:
+    """The README's Python example, run as a user would paste it (in a fresh interpreter, in
+    a folder of its own): the import paths and names it shows exist and work."""
+    blocks = python_blocks(ROOT / "README.md")
+    assert blocks, "README.md has no python block"
+    for code in blocks:
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
