@@ -176,3 +176,57 @@ def test_readme_python_runs_as_written(tmp_path: Path) -> None:
     for code in blocks:
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+DOTTED = re.compile(r"\bml_math_nn(?:\.[A-Za-z_]\w*)+")
+"""A dotted name in the package, ``ml_math_nn.runs.options.TrainConfig``."""
+
+
+def dotted_names() -> list[tuple[str, int, str]]:
+    """``(file, line, name)`` of every dotted package name in the code, the docs and the examples."""
+    files = [
+        *sorted((ROOT / "src").rglob("*.py")),
+        *DOCS,
+        ROOT / "README.md",
+        ROOT / "BENCHMARKS.md",
+        *sorted((ROOT / "examples").glob("*.py")),
+        *sorted((ROOT / "benchmarks").glob("*.py")),
+    ]
+    return [
+        (path.relative_to(ROOT).as_posix(), number, name)
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for name in DOTTED.findall(line)
+    ]
+
+
+def resolves(name: str) -> bool:
+    """Whether ``name`` is a module of the package, or an attribute (at any depth) of one."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for part in parts[end:]:
+            if not hasattr(found, part):
+                return False
+            found = getattr(found, part)
+        return True
+    return False
+
+
+def test_every_dotted_package_name_resolves() -> None:
+    """A docstring's ``:class:`~ml_math_nn.runs.options.TrainConfig``` or a doc's
+    ``ml_math_nn.runs.training`` names a module or attribute that exists: a module moved or
+    renamed leaves no reference to its old place behind."""
+    names = dotted_names()
+    assert len(names) > 50
+    stale = [f"{where}:{number}: {name}" for where, number, name in names if not resolves(name)]
+    assert stale == []
+
+
+def test_the_dotted_name_check_sees_a_stale_name() -> None:
+    assert resolves("ml_math_nn.runs.options.TrainConfig") and resolves("ml_math_nn.data.readers")
+    assert not resolves("ml_math_nn.experiment") and not resolves("ml_math_nn.config.TrainConfig")
+    assert not resolves("ml_math_nn.runs.persistence.read_npz")

@@ -111,7 +111,7 @@ def package_logger() -> Iterator[logging.Logger]:
 def test_setup_logging_levels_and_no_duplicate_handlers(
     package_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    child = logging.getLogger("ml_math_nn.experiment")
+    child = logging.getLogger("ml_math_nn.runs.training")
     # A CLI test earlier in the session may have set logging up already: count the others.
     before = sum(not isinstance(h, _TqdmHandler) for h in package_logger.handlers)
     setup_logging()
@@ -122,7 +122,7 @@ def test_setup_logging_levels_and_no_duplicate_handlers(
 
     setup_logging(verbose=True)
     child.debug("detail")
-    assert capsys.readouterr().err == "DEBUG ml_math_nn.experiment: detail\n"
+    assert capsys.readouterr().err == "DEBUG ml_math_nn.runs.training: detail\n"
 
     setup_logging(quiet=True)
     child.info("wrote run")

@@ -4,7 +4,7 @@ Nothing here downloads.  :func:`load_dataset` is the one entry point: scikit-lea
 digits, MNIST and Fashion-MNIST from their IDX files, or any table from a CSV or NPZ
 file.  Relative paths are looked up as given, then under the data folder (``data/``
 of the working directory unless ``data_dir`` says otherwise).  Every file is checked
-as it is read (see :mod:`ml_math_nn.readers`); any problem is a :class:`DataError`
+as it is read (see :mod:`ml_math_nn.data.readers`); any problem is a :class:`DataError`
 with a one-line message naming the file.
 """
 
@@ -368,7 +368,7 @@ def load_dataset(
     seed : int
         Seed of the test split and of the subset.
     label_column, header
-        For CSV files, see :func:`ml_math_nn.readers.read_csv`.
+        For CSV files, see :func:`ml_math_nn.data.readers.read_csv`.
     subset : int, optional
         Keep only this many training samples (a seeded stratified draw, see
         :func:`stratified_subset`); the test set is kept whole.

@@ -1,10 +1,10 @@
 r"""A scikit-learn classifier made of this library's network, optimisers and training loop.
 
 :class:`MLPClassifier` is the training run of ``ml-math-nn train`` behind scikit-learn's
-estimator API: its parameters become a :class:`~ml_math_nn.config.TrainConfig` (which
+estimator API: its parameters become a :class:`~ml_math_nn.runs.options.TrainConfig` (which
 validates them), and the network, optimiser, learning-rate schedule, random generators,
 :class:`~ml_math_nn.train.Trainer` and :class:`~ml_math_nn.train.EarlyStopping` come from
-the same builders as the CLI's (:mod:`ml_math_nn.experiment`).  One implementation, two faces.
+the same builders as the CLI's (:mod:`ml_math_nn.runs.builders`).  One implementation, two faces.
 
 It minimises the objective of :class:`~ml_math_nn.network.Network`,
 
@@ -234,7 +234,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     # -- parameters -> TrainConfig ----------------------------------------------------
     def _config(self) -> TrainConfig:
-        """The :class:`~ml_math_nn.config.TrainConfig` of the current parameters (seed 0 for now).
+        """The :class:`~ml_math_nn.runs.options.TrainConfig` of the current parameters (seed 0 for now).
 
         Raises ``ValueError`` naming the estimator parameter(s) of the first invalid option.
         """
@@ -437,7 +437,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
         Training it further (``warm_start`` or :meth:`partial_fit`) starts with a fresh
         optimiser state and generators, which the file does not hold.  Raises
-        :class:`~ml_math_nn.persistence.ModelFileError` for a file that is not a saved
+        :class:`~ml_math_nn.runs.persistence.ModelFileError` for a file that is not a saved
         estimator or whose estimator metadata does not fit its network.
         """
         model = load_model(directory)

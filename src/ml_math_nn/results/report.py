@@ -1,7 +1,7 @@
 """Self-contained HTML reports of one run, or of several runs side by side.
 
 A report reads only the files of the run directories (``summary.json``, ``metrics.csv``,
-the PNG figures and the CSV tables written by :func:`ml_math_nn.plots.write_run_figures`)
+the PNG figures and the CSV tables written by :func:`ml_math_nn.results.plots.write_run_figures`)
 and writes one HTML file with every figure embedded as a base64 ``data:`` URI and the
 style inline: it opens offline, and can be mailed or archived as a single file.
 """
