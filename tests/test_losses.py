@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ml_math_nn._registry import Registry
 from ml_math_nn.gradcheck import check_network, numerical_gradient, relative_error
 from ml_math_nn.losses import (
     Loss,
@@ -396,3 +397,20 @@ def test_trainer_sample_weights(rng: np.random.Generator) -> None:
 def test_early_stopping_on_r2_is_higher_is_better() -> None:
     stopper = EarlyStopping("val_r2", patience=1)
     assert stopper.higher_is_better and stopper.improved(0.5) and not EarlyStopping("val_loss").higher_is_better
+
+
+def test_early_stopping_reads_the_score_names_from_the_registered_heads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new head with a score of its own needs no edit of EarlyStopping: its ``score_name`` is higher-is-better."""
+    monkeypatch.setattr(Loss, "registry", Registry("loss"))  # the head below is registered there only
+
+    class Hinge(SoftmaxCrossEntropy):
+        name = "hinge_for_this_test"
+        score_name = "margin"
+
+    assert Loss.registry.lookup("hinge_for_this_test") is Hinge
+    assert EarlyStopping("val_margin").higher_is_better
+    assert not EarlyStopping("val_acc").higher_is_better  # no registered head scores "acc" here
+    monkeypatch.undo()
+    assert "hinge_for_this_test" not in Loss.registry
+    assert EarlyStopping("val_acc").higher_is_better and EarlyStopping("val_r2").higher_is_better
+    assert not EarlyStopping("val_margin").higher_is_better and not EarlyStopping("val_loss").higher_is_better

@@ -132,7 +132,7 @@ class Network:
 
     # -- the two passes ----------------------------------------------------------
     def forward(self, x: Array, training: bool = False) -> Array:
-        """Logits of the batch ``x`` (m, n_in)."""
+        """The outputs of the batch ``x`` (samples along the first axis; the logits of a classifier)."""
         for layer in self.layers:
             x = layer.forward(x, training)
         return x

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._types import Array
-from .losses import Target, check_sample_weight
+from .losses import Loss, Target, check_sample_weight
 from .network import Network
 from .optim import Optimizer, clip_grad_norm
 from .schedules import Schedule
@@ -106,7 +106,8 @@ class Trainer:
         self.batch_size, self.rng = int(batch_size), rng
         self.clip_norm, self.augment = clip_norm, augment
         self.on_batch: Callable[[Trainer, dict[str, float]], None] | None = None
-        """Called after every update with ``batch`` (1-based), ``batches``, ``loss``, ``acc``."""
+        """Called after every update with ``batch`` (1-based), ``batches``, ``loss`` and the batch's
+        score under the head's ``score_name`` (``acc``, ``r2``)."""
         self.history: list[EpochRecord] = []
         self.stop = False
         self.interrupted = False  # set with `stop` by an interrupt handler; the current epoch still ends
@@ -247,16 +248,18 @@ class ScheduleStep(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
 
-    ``monitor`` is a record key such as ``"val_loss"`` (lower is better) or ``"val_acc"``
-    or ``"val_r2"`` (higher is better).  On :meth:`close` the network gets back the parameters and buffers
-    it had at the end of the best epoch, :attr:`best_epoch`.
+    ``monitor`` is a record key such as ``"val_loss"`` (lower is better) or a score,
+    ``"val_<score_name>"`` of a registered head (:attr:`~ml_math_nn.losses.Loss.score_name`:
+    ``"val_acc"``, ``"val_r2"``; higher is better).  On :meth:`close` the network gets back
+    the parameters and buffers it had at the end of the best epoch, :attr:`best_epoch`.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10) -> None:
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         self.monitor, self.patience = monitor, patience
-        self.higher_is_better = monitor.endswith(("_acc", "_r2"))
+        scores = {f"_{head.score_name}" for head in Loss.registry.values()}  # every head says its own
+        self.higher_is_better = monitor.endswith(tuple(scores))
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0
