@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ml_math_nn.layers import ELU, GELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
-from ml_math_nn.network import ACTIVATIONS
+from ml_math_nn.network import ACTIVATIONS, build_mlp
 from test_layers import TOL, away_from_zero, layer_errors
 from torch_reference import TOL as TORCH_TOL
 from torch_reference import Twin, rel
@@ -99,3 +99,15 @@ def test_extreme_inputs_stay_finite_without_warnings() -> None:
 def test_gelu_rejects_unknown_approximation() -> None:
     with pytest.raises(ValueError, match="GELU approximate must be 'none' or 'tanh', got 'erf'"):
         GELU("erf")
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_registered_activation_builds_a_network_that_trains(name: str) -> None:
+    """A registered name always builds: ``build_mlp`` makes each with its defaults, and a step runs."""
+    rng = np.random.default_rng(0)
+    net = build_mlp(3, (4, 4), 2, rng, name, np.float64)
+    assert [type(layer) for layer in net.layers[1::2]] == [ACTIVATIONS[name]] * 2
+    x, y = rng.normal(size=(6, 3)), np.arange(6) % 2
+    loss, output = net.forward_backward(x, y)
+    assert np.isfinite(loss) and output.shape == (6, 2)
+    assert all(np.isfinite(g).all() and g.any() for _, _, g in net.parameters())

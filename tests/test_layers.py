@@ -126,7 +126,15 @@ def every_layer(n: int, rng: np.random.Generator, dtype: type = np.float64) -> l
 def test_every_layer_covers_the_layer_types(rng: np.random.Generator) -> None:
     defined = {name for name, cls in Layer.registry.items() if cls.__module__ == layers_module.__name__}
     # GELUTanh (the option gelu_tanh) is saved as, and loads as, GELU(approximate="tanh").
-    assert {type(layer).__name__ for layer in every_layer(2, rng)} == defined - {"Activation", "GELUTanh"}
+    assert {type(layer).__name__ for layer in every_layer(2, rng)} == defined - {"GELUTanh"}
+
+
+def test_an_abstract_base_is_no_layer_type() -> None:
+    """A registered layer type always builds a layer that runs: the Activation base, whose
+    function is not written, is not one (a model file naming it is refused when read)."""
+    assert "Activation" not in Layer.registry and "GELU" in Layer.registry
+    with pytest.raises(ValueError, match="unknown layer type 'Activation'"):
+        layer_from_config({"type": "Activation"})
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

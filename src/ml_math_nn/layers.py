@@ -60,7 +60,8 @@ class Layer:
         Non-trainable state that is saved with the model (e.g. running statistics).
     registry : Registry
         Every layer class by its class name, the ``"type"`` of :meth:`config` in model
-        files (a subclass registers itself when it is defined).
+        files (a subclass registers itself when it is defined, unless it is declared
+        ``class Base(Layer, abstract=True)``: a base that cannot run is no layer type).
     weight_names : tuple of str
         The keys of ``params`` that multiply the input (weights, not biases nor
         normalisation scales): the L2 penalty of a network applies to these.
@@ -74,9 +75,10 @@ class Layer:
         self.grads: dict[str, Array] = {}
         self.buffers: dict[str, Array] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Layer.registry.add(cls)
+        if not abstract:
+            Layer.registry.add(cls)
 
     def forward(self, x: Array, training: bool = False) -> Array:
         """Compute the layer's output for the batch ``x`` (samples along the first axis)."""
@@ -277,7 +279,7 @@ class Dense(Layer):
         return math.prod(shape[:-1]) * self.n_in * self.n_out
 
 
-class Activation(Layer):
+class Activation(Layer, abstract=True):
     r"""An elementwise activation :math:`A = f(Z)`, whose backward is
     :math:`\partial L/\partial Z = \partial L/\partial A \odot f'(Z)`.
 
