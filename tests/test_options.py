@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,14 @@ from ml_math_nn.integrations.estimator import (
     estimator_parameters,
     parameter_docs,
 )
-from ml_math_nn.optim import OPTIMIZERS
+from ml_math_nn.layers import Dense, Dropout
+from ml_math_nn.network import Network, build_mlp
+from ml_math_nn.optim import OPTIMIZERS, SGD
 from ml_math_nn.runs.builders import build_optimizer, build_schedule
 from ml_math_nn.runs.cli import add_train_options, build_parser, config_from_args, main, train_options
 from ml_math_nn.runs.options import OPTIONS, TrainConfig, load_config, option
 from ml_math_nn.schedules import SCHEDULES
+from ml_math_nn.train import EarlyStopping, Trainer
 
 
 def test_every_option_has_a_flag_a_toml_key_an_estimator_parameter_and_help(
@@ -148,3 +153,42 @@ def test_a_new_option_shows_up_everywhere() -> None:
         Extended.from_mapping({"fake": 0})
     assert estimator_parameters(Extended)["fake"] == ("fake", 3)
     assert "fake : int, default=3\n    A fake option. [``fake``]" in parameter_docs(Extended)
+
+
+def _accepts(build: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
+    try:
+        build(*args, **kwargs)
+    except ValueError:
+        return False
+    return True
+
+
+def _trainer(batch_size: int = 2) -> Trainer:
+    return Trainer(build_mlp(2, (), 2, np.random.default_rng(0)), SGD(0.1), batch_size, np.random.default_rng(0))
+
+
+REPEATED_CHECKS: dict[str, tuple[list[Any], list[Callable[[Any], object]]]] = {
+    "dropout": (
+        [-0.1, 0.0, 0.5, 0.999, 1.0, 1.5],
+        [Dropout, lambda v: build_mlp(2, (2,), 2, np.random.default_rng(0), dropout=v)],
+    ),
+    "l2": ([-1.0, 0.0, 1e-4, 3.0, math.inf, math.nan], [lambda v: Network([Dense(2, 2)], l2=v)]),
+    "batch_size": ([-1, 0, 1, 2, 64], [_trainer]),
+    "patience": ([-1, 0, 1, 5], [lambda v: EarlyStopping(patience=v)]),
+    "epochs": ([-1, 0, 1], [lambda v: _trainer().fit(np.eye(4, 2), np.arange(4) % 2, v)]),
+    "hidden": ([(0,), (1,), (3, 0), (3, 2)], [lambda v: build_mlp(2, v, 2, np.random.default_rng(0))]),
+}
+"""Options the config checks itself whose value a component also checks (it goes to no
+constructor that :attr:`Option.goes_to` could name): values on both sides of each bound,
+and the components that take them."""
+
+
+@pytest.mark.parametrize("name", list(REPEATED_CHECKS))
+def test_the_config_and_the_component_agree_where_a_check_is_repeated(name: str) -> None:
+    """The config cannot pass a value that the network or the trainer then refuses, nor refuse
+    one they would take."""
+    values, components = REPEATED_CHECKS[name]
+    for value in values:
+        valid = _accepts(TrainConfig, **{name: value})
+        for component in components:
+            assert _accepts(component, value) == valid, f"{name}={value!r}: the config says {valid}"
