@@ -4,6 +4,7 @@ and resume, interrupts, divergence."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,6 +139,26 @@ def test_periodic_checkpoints_resume_exactly(uninterrupted, tmp_path: Path) -> N
     resumed = run_training(RICH, tmp_path, resume=True, **QUIET)
     assert resumed.history == whole.history
     assert_same(weights(tmp_path), weights(whole_dir))
+
+
+OLD_CHECKPOINT = Path(__file__).with_name("data") / "checkpoint-before-layout"
+"""A run's ``checkpoint.npz`` and ``config.toml`` after epoch 2 of 2, written by the code as it
+was before the core was reshaped (commit 1231be2: experiment.py, the flat update found by
+address): Adam moments, a step schedule, early stopping, dropout and batch norm."""
+
+
+def test_a_checkpoint_from_before_the_reshaping_resumes_exactly(tmp_path: Path) -> None:
+    """Old checkpoint files still load, and going on from one gives, to the bit, the run the
+    current code makes without stopping."""
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("checkpoint.npz", "config.toml"):
+        shutil.copy(OLD_CHECKPOINT / name, old / name)
+    config = load_config(old / "config.toml").merged({"epochs": 4})
+    resumed = run_training(config, old, resume=True, **QUIET)
+    whole = run_training(config, tmp_path / "whole", **QUIET)
+    assert len(resumed.history) == 4 and resumed.history == whole.history
+    assert_same(weights(old), weights(tmp_path / "whole"))
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path: Path) -> None:
