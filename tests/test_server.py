@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -320,6 +321,37 @@ def test_oversized_and_unsized_bodies_are_refused_without_reading_them(server: S
     response = connection.getresponse()
     assert response.status == 400 and "Content-Length" in json.loads(response.read())["error"]
     connection.close()
+    assert_serving(server)
+
+
+def _raw_exchange(server: Server, data: bytes) -> tuple[int, dict[str, object], str]:
+    """Send ``data`` as it is on a new connection: the status, JSON body and content type answered."""
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, json.loads(response.read()), response.getheader("Content-Type", "")
+
+
+def test_the_standard_librarys_own_refusals_are_4xx_json_too(server: Server) -> None:
+    host = f"Host: 127.0.0.1:{server.server_address[1]}\r\n".encode()
+    cases = [
+        (b"TRACE /api/runs HTTP/1.1\r\n" + host + b"\r\n", 405, "TRACE is not supported"),
+        (b"FOO /api/runs HTTP/1.1\r\n" + host + b"\r\n", 405, "FOO is not supported"),
+        (b"GET / / HTTP/1.1\r\n" + host + b"\r\n", 400, "Bad request syntax"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n" + host + b"\r\n", 414, ""),
+        (b"GET / HTTP/1.1\r\n" + host + b"X: y\r\n" * 200 + b"\r\n", 431, ""),
+    ]
+    for data, expected, message in cases:
+        status, body, kind = _raw_exchange(server, data)
+        assert status == expected and kind == "application/json", (status, body)
+        assert body["status"] == expected and message in str(body["error"]), body
+        assert_serving(server)
+
+
+def test_json_nested_too_deeply_is_a_bad_request(server: Server) -> None:
+    status, body = request(server, "/api/explain", raw=b"[" * 200_000 + b"]" * 200_000)
+    assert status == 400 and "nested too deeply" in body["error"]
     assert_serving(server)
 
 

@@ -203,6 +203,8 @@ def test_comparing_two_runs_shows_both_curves_and_the_options_that_differ_first(
     first_rows = p.locator("#compare-options tbody tr.differs th").all_inner_texts()
     assert set(first_rows) == {"optimizer", "lr"}
     assert p.locator("#compare-options tbody tr").first.get_attribute("class") == "differs"
+    lr = p.locator("#compare-options tbody tr", has=p.locator("th", has_text="lr")).first
+    assert lr.locator("td").all_inner_texts() == ["0.05", "0.01"]  # numbers without padding zeros
 
 
 def test_the_runs_table_sorts_and_filters(page: Page) -> None:
@@ -222,6 +224,45 @@ def test_clicking_a_confusion_cell_shows_its_test_images(page: Page) -> None:
     cell.click()
     p.wait_for_selector("#cell-images .thumb")
     assert p.locator("#cell-images .thumb").count() == min(count, 24)
+
+
+# WCAG's contrast ratio of a cell's text against its background laid on the white page.
+CONTRAST = """button => {
+    const rgba = (text) => text.match(/[\\d.]+/g).map(Number);
+    const channel = (v) => { const s = v / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+    const lum = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    const style = getComputedStyle(button);
+    const [r, g, b, a = 1] = rgba(style.backgroundColor);
+    const back = lum([r, g, b].map((v) => a * v + (1 - a) * 255)), text = lum(rgba(style.color));
+    return (Math.max(back, text) + 0.05) / (Math.min(back, text) + 0.05);
+}"""
+
+
+def test_every_count_of_the_confusion_matrix_is_readable_on_its_shade(page: Page) -> None:
+    p = page.open("/run/a")
+    p.wait_for_selector("#confusion")
+    ratios = p.locator("#confusion button").evaluate_all(f"buttons => buttons.map({CONTRAST})")
+    assert len(ratios) == 100
+    assert min(ratios) >= 4.5, sorted(ratios)[:5]  # WCAG AA for normal text
+
+
+def test_picking_a_test_image_clears_the_drawing(page: Page) -> None:
+    p = page.open("/explore/a")
+    box = p.locator("#draw").bounding_box()
+    assert box is not None
+    p.mouse.move(box["x"] + box["width"] / 2, box["y"] + 20)
+    p.mouse.down()
+    p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 20, steps=4)
+    p.mouse.up()
+    ink = (
+        "() => { const c = document.querySelector('#draw');"
+        " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0); }"
+    )
+    assert p.evaluate(ink)
+    p.wait_for_selector("#probs li")
+    p.click("#show-example")
+    p.wait_for_function("() => document.querySelector('#predicted').textContent.includes('true class')")
+    assert not p.evaluate(ink)  # the canvas no longer shows a drawing the network is not given
 
 
 def test_the_explorer_works_from_the_keyboard(page: Page) -> None:
@@ -253,6 +294,9 @@ def test_a_phone_wide_screen_needs_no_horizontal_scrolling(
         p.click("#step-go")
         p.wait_for_selector("#step-table")
     assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Nothing is hidden in a scrolled box either: the runs table reflows into one card per run.
+    wide = "[...document.querySelectorAll('#runs-table, .charts')].filter(e => e.scrollWidth > e.clientWidth).length"
+    assert p.evaluate(wide) == 0
     shot = p.screenshot(full_page=True)
     assert shot.startswith(b"\x89PNG") and base64.b64encode(shot)
     page.close()

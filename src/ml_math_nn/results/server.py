@@ -2,7 +2,7 @@
 
 One :class:`http.server.ThreadingHTTPServer` serves the static page (``results/web/``,
 shipped with the package: no CDN, works offline) and a JSON API under ``/api/`` (the
-table in the README).  The server is the standard library's: the API is a dozen small
+table in the README).  The server is the standard library's: the API is nine small
 routes, and a framework would add a dependency and its own update cadence for nothing
 the page needs.
 
@@ -20,7 +20,7 @@ What it reads, and how it refuses the rest:
 Listening on loopback, it answers only requests whose ``Host`` is its own address (403
 otherwise), so a web page of another site cannot reach it through DNS rebinding.
 Request bodies over :data:`MAX_BODY` bytes get 413, malformed JSON 400, unknown routes
-404; every error is a JSON object ``{"error": message}``, and the server goes on serving.
+404, other methods 405; every error is a JSON object ``{"error": message}``, and the server goes on serving.
 """
 
 from __future__ import annotations
@@ -503,6 +503,16 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._json(status, {"error": message, "status": int(status)})
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a malformed request line, a URL or headers too
+        long, a method with no ``do_`` handler) as JSON like every other error, and an unknown
+        method as 405 rather than 501: the request is wrong, not the server."""
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported; use GET or POST"
+        status = HTTPStatus(code)
+        self._error(status, message or status.phrase)
+
     def _guarded(self, answer: Callable[[], None]) -> None:
         try:
             host = self.headers.get("Host", "")
@@ -526,12 +536,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._guarded(self._post)
-
-    def _refuse(self) -> None:
-        self.close_connection = True
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported; use GET or POST")
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
     def _get(self) -> None:
         url = urlsplit(self.path)
@@ -568,6 +572,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"request body: not JSON ({e})") from None
+        except RecursionError:  # arrays nested thousands deep: not an input of any route
+            raise ApiError(HTTPStatus.BAD_REQUEST, "request body: JSON nested too deeply") from None
         if not isinstance(body, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "request body: expected a JSON object")
         self._json(HTTPStatus.OK, route(self.server.app, body))

@@ -41,7 +41,7 @@ async function api(path, body) {
 
 function fmt(value, digits = 4) {
   if (value === null || value === undefined || value === "") return "—";
-  if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toPrecision(digits);
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(digits)));
   if (Array.isArray(value)) return value.join(",");
   return String(value);
 }
@@ -61,6 +61,15 @@ function duration(seconds) {
 }
 
 function announce(text) { live.textContent = text; }
+
+// The text colour, black or white, that contrasts more with `rgb` laid at `alpha` on white paper
+// (WCAG's relative luminance): at least 4.6:1 on any background, so a count stays readable on any shade.
+function inkOn(rgb, alpha) {
+  const channel = (v) => { const s = v / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+  const [r, g, b] = rgb.map((v) => channel(alpha * v + (1 - alpha) * 255));
+  const back = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  return (back + 0.05) / 0.05 >= 1.05 / (back + 0.05) ? "#000" : "#fff";
+}
 
 function showError(where, error) {
   where.replaceChildren(el("p", { class: "error", role: "alert" }, String(error.message || error)));
@@ -174,7 +183,7 @@ function imageCanvas(values, shape, { diverging = false, label = "image", size =
 
 // -- runs page -------------------------------------------------------------------------
 const RUN_COLUMNS = [
-  ["name", "Run"], ["dataset", "Dataset"], ["architecture", "Architecture"], ["optimizer", "Optimiser"],
+  ["id", "Run"], ["dataset", "Dataset"], ["architecture", "Architecture"], ["optimizer", "Optimiser"],
   ["epochs_run", "Epochs"], ["best_test_acc", "Best test acc"], ["final_test_acc", "Final test acc"],
   ["status", "Status"], ["date", "Date"],
 ];
@@ -205,14 +214,19 @@ async function showRuns() {
       RUN_COLUMNS.map(([k, label]) => el("th", { scope: "col", "aria-sort": k === key ? (runsView.descending ? "descending" : "ascending") : "none" },
         el("button", { type: "button", class: "sort", onclick: () => { runsView.descending = runsView.sort === k ? !runsView.descending : false; runsView.sort = k; render(); } },
           label, k === key ? (runsView.descending ? " ▼" : " ▲") : ""))));
+    // data-label names each cell's column where narrow screens show a row as a card (style.css).
+    const label = Object.fromEntries(RUN_COLUMNS);
     const body = rows.map((r) => el("tr", { "data-run": r.id },
-      el("td", {}, el("input", { type: "checkbox", "aria-label": "select " + r.id, checked: runsView.selected.has(r.id),
+      el("td", { "data-label": "Select" }, el("input", { type: "checkbox", "aria-label": "select " + r.id, checked: runsView.selected.has(r.id),
         onchange: (e) => { e.target.checked ? runsView.selected.add(r.id) : runsView.selected.delete(r.id); render(); } })),
-      el("td", {}, el("a", { href: "#/run/" + encodeURIComponent(r.id) }, r.id)),
-      el("td", {}, r.dataset), el("td", {}, r.architecture), el("td", {}, r.optimizer + (r.lr ? ` (${r.lr})` : "")),
-      el("td", { class: "num" }, `${r.epochs_run}/${r.epochs}`), el("td", { class: "num" }, pct(r.best_test_acc)),
-      el("td", { class: "num" }, pct(r.final_test_acc)), el("td", {}, el("span", { class: "badge " + r.status }, r.status)),
-      el("td", {}, r.date ? r.date.replace("T", " ").replace("+00:00", " UTC") : "—")));
+      el("td", { "data-label": label.id }, el("a", { href: "#/run/" + encodeURIComponent(r.id) }, r.id)),
+      el("td", { "data-label": label.dataset }, r.dataset), el("td", { "data-label": label.architecture }, r.architecture),
+      el("td", { "data-label": label.optimizer }, r.optimizer + (r.lr ? ` (${r.lr})` : "")),
+      el("td", { class: "num", "data-label": label.epochs_run }, `${r.epochs_run}/${r.epochs}`),
+      el("td", { class: "num", "data-label": label.best_test_acc }, pct(r.best_test_acc)),
+      el("td", { class: "num", "data-label": label.final_test_acc }, pct(r.final_test_acc)),
+      el("td", { "data-label": label.status }, el("span", { class: "badge " + r.status }, r.status)),
+      el("td", { "data-label": label.date }, r.date ? r.date.replace("T", " ").replace("+00:00", " UTC") : "—")));
     tableBox.replaceChildren(el("table", { id: "runs-table" }, el("thead", {}, head), el("tbody", {}, body)));
   };
   filter.addEventListener("input", () => { runsView.filter = filter.value; render(); });
@@ -286,7 +300,9 @@ async function showEvaluation(id, box) {
       const button = el("button", { type: "button", class: i === j ? "diag" : count ? "off" : "zero", "data-cell": `${i},${j}`,
         "aria-label": `${count} test images of class ${names[i]} predicted as ${names[j]}`,
         onclick: () => showCell(id, ev, i, j, cellImages) }, String(count));
-      button.style.setProperty("--shade", String(count / (max || 1)));
+      const shade = count / (max || 1);
+      button.style.setProperty("--shade", String(shade));
+      if (count) button.style.color = inkOn(i === j ? [11, 99, 197] : [198, 40, 40], (i === j ? 0.08 : 0.25) + (i === j ? 0.8 : 0.75) * shade);
       return el("td", {}, button);
     })))));
   const perClass = el("table", { id: "per-class" },
@@ -402,7 +418,8 @@ async function showExplore(id, params) {
   const show = el("button", { type: "button", id: "show-example", disabled: !model.n_test, onclick: () => pick(Number(index.value)) }, "Show test image");
   const random = el("button", { type: "button", id: "random-example", disabled: !model.n_test, onclick: () => { index.value = Math.floor(Math.random() * model.n_test); pick(Number(index.value)); } }, "Random");
   index.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(Number(index.value)); });
-  function pick(k) { explorer.source = { index: k }; explorer.target = null; request(); }
+  // A test image replaces the drawing: the canvas is cleared so that it never shows what the network is not given.
+  function pick(k) { ctx.clearRect(0, 0, canvas.width, canvas.height); explorer.source = { index: k }; explorer.target = null; request(); }
   const how = model.dataset === "digits"
     ? "Your strokes are cropped to their bounding box, scaled to fill a 32×32 box and centred; a pixel is “on” when ink covers half of it, and each 4×4 block's on pixels are counted: an 8×8 image of values 0–16, the way scikit-learn's digits were made from 32×32 bitmaps. The model's own scaling then applies."
     : shape ? `Your strokes are cropped to their bounding box, scaled (aspect kept) to fit ${Math.round(shape[0] * 20 / 28)} pixels and placed so that their centre of mass is the image's centre (${shape[0]}×${shape[1]}, grey levels 0–255), as MNIST was made. The model's own scaling then applies.`
