@@ -307,3 +307,39 @@ def test_mixed_dtypes_are_left_apart_and_still_train(rng: np.random.Generator) -
     net.forward_backward(x, y)
     SGD(0.1).step(net.parameters())
     assert layers[1].params["W"].dtype == np.float32 and not np.array_equal(layers[1].params["W"], before)
+
+
+def test_layers_that_draw_get_the_generator_and_fix_their_draws_through_the_protocol() -> None:
+    """Network.set_rng and gradcheck.fix_dropout_masks ask each layer, not its type: a new
+    layer that draws at random (here a noise layer) gets both without edits elsewhere."""
+    from ml_math_nn.gradcheck import fix_dropout_masks
+    from ml_math_nn.layers import Dense, Dropout, Layer
+
+    class Noise(Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng: np.random.Generator | None = None
+            self.fixed: tuple[int, ...] | None = None
+
+        def set_rng(self, rng: np.random.Generator) -> None:
+            self.rng = rng
+
+        def fix_randomness(self, batch_shape: tuple[int, ...], rng: np.random.Generator) -> None:
+            self.fixed = tuple(batch_shape)
+
+        def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+            return x
+
+        def backward(self, grad: np.ndarray) -> np.ndarray:
+            return grad
+
+    rng = np.random.default_rng(0)
+    noise, drop = Noise(), Dropout(0.5)
+    network = Network([Dense(4, 3, rng=rng), noise, drop, Dense(3, 2, rng=rng)], np.float64)
+    generator = np.random.default_rng(1)
+    network.set_rng(generator)
+    assert noise.rng is generator and drop.rng is generator
+    fix_dropout_masks(network, 5, np.random.default_rng(2))
+    assert noise.fixed == (5, 3)
+    assert drop.fixed_mask is not None and drop.fixed_mask.shape == (5, 3)
+    assert np.array_equal(drop.fixed_mask, np.random.default_rng(2).random((5, 3)) >= 0.5)

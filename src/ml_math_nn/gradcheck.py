@@ -29,7 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._types import Array
-from .layers import Dropout
 from .losses import Target
 from .network import Network
 
@@ -110,7 +109,8 @@ def check_network(network: Network, x: Array, y: Target, h: float = 1e-6, sample
 def fix_dropout_masks(
     network: Network, m: int, rng: np.random.Generator, input_shape: Sequence[int] | None = None
 ) -> None:
-    """Give every :class:`~ml_math_nn.layers.Dropout` of ``network`` a keep-mask for ``m`` samples.
+    """Make every layer of ``network`` that draws in training draw once, for ``m`` samples
+    (:meth:`~ml_math_nn.layers.Layer.fix_randomness`: a :class:`~ml_math_nn.layers.Dropout` keep-mask).
 
     Each mask is drawn once from ``rng`` (an entry is kept with probability :math:`1-p`), so
     the training-mode loss becomes a deterministic function of the parameters, which finite
@@ -119,8 +119,7 @@ def fix_dropout_masks(
     (one sample's shape; default the network's :attr:`~ml_math_nn.network.Network.input_shape`).
     """
     for layer, (shape, _) in zip(network.layers, network.shapes(input_shape), strict=True):
-        if isinstance(layer, Dropout):
-            layer.fixed_mask = rng.random((m, *shape)) >= layer.rate
+        layer.fix_randomness((m, *shape), rng)
 
 
 def format_report(results: Results, tol: float = DEFAULT_TOL) -> tuple[str, bool]:

@@ -101,6 +101,22 @@ class Layer:
         """JSON-serialisable description from which :func:`layer_from_config` rebuilds it."""
         return {"type": type(self).__name__}
 
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Give the layer the generator it draws from in training (:class:`Dropout`'s masks).
+
+        Most layers draw nothing and ignore it; :meth:`ml_math_nn.network.Network.set_rng`
+        calls it on every layer, whatever its type.
+        """
+
+    def fix_randomness(self, batch_shape: Sequence[int], rng: np.random.Generator) -> None:
+        """Draw once from ``rng`` what a training forward on a batch of ``batch_shape`` would
+        draw, and use that on every later training forward.
+
+        A finite-difference check needs the training-mode loss to be a function of the
+        parameters alone (:func:`ml_math_nn.gradcheck.fix_dropout_masks`).  Layers that draw
+        nothing ignore it.
+        """
+
     @property
     def input_shape(self) -> Shape | None:
         """The sample shape this layer fixes for its input (``(n_in,)`` for :class:`Dense`);
@@ -582,6 +598,13 @@ class Dropout(Layer):
             keep = self.rng.random(x.shape, dtype=x.dtype) >= self.rate
         self._scale = keep * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._scale
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def fix_randomness(self, batch_shape: Sequence[int], rng: np.random.Generator) -> None:
+        """Set :attr:`fixed_mask`: each entry kept with probability :math:`1-p`, drawn once."""
+        self.fixed_mask = rng.random(tuple(batch_shape)) >= self.rate
 
     def backward(self, grad: Array) -> Array:
         if self._scale is None:

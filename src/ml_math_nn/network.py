@@ -181,10 +181,10 @@ class Network:
         return loss, output
 
     def set_rng(self, rng: np.random.Generator) -> None:
-        """Give ``rng`` to every :class:`Dropout` layer as the source of its masks."""
+        """Give ``rng`` to every layer that draws in training (:meth:`Layer.set_rng`), e.g. the
+        masks of :class:`~ml_math_nn.layers.Dropout`."""
         for layer in self.layers:
-            if isinstance(layer, Dropout):
-                layer.rng = rng
+            layer.set_rng(rng)
 
     def _penalised(self) -> Iterator[tuple[Layer, str]]:
         """Each layer and key of a weight the L2 penalty applies to (its :attr:`~Layer.weight_names`)."""
