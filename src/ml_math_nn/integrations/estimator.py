@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import numbers
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -510,7 +511,9 @@ def _train_config(params: dict[str, Any]) -> TrainConfig:
         values["hidden"] = tuple(_plain(h) for h in hidden)
     if "dtype" in values:
         try:
-            values["dtype"] = np.dtype(values["dtype"]).name
+            with warnings.catch_warnings():  # numpy deprecates some aliases ("a"); the config refuses them anyway
+                warnings.simplefilter("ignore", DeprecationWarning)
+                values["dtype"] = np.dtype(values["dtype"]).name
         except TypeError:
             pass  # left as given, for the config's message
     try:
