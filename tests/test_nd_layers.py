@@ -28,7 +28,7 @@ from ml_math_nn.train import Trainer
 from test_layers import TOL, layer_errors
 from test_regularization import random_batch_norm
 from torch_reference import TOL as TORCH_TOL
-from torch_reference import rel
+from torch_reference import assert_batch_norm_matches, rel
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_MODEL = Path(__file__).with_name("data") / "model-before-nd"
@@ -102,25 +102,7 @@ def test_batch_norm_per_channel_matches_pytorch(
     ours = random_batch_norm(shape[1], rng)
     module = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
     ref = module(shape[1], eps=ours.eps, momentum=ours.momentum)
-    with torch.no_grad():
-        ref.weight.copy_(torch.tensor(ours.params["gamma"]))
-        ref.bias.copy_(torch.tensor(ours.params["beta"]))
-        ref.running_mean.copy_(torch.tensor(ours.buffers["running_mean"]))
-        ref.running_var.copy_(torch.tensor(ours.buffers["running_var"]))
-    for training in (True, True, True, False):
-        ref.train(training)
-        ref.zero_grad()
-        x, G = 3 * rng.normal(size=shape) - 1, rng.normal(size=shape)
-        out, grad_x = ours.forward(x, training), ours.backward(G)
-        x_t = torch.tensor(x, requires_grad=True)
-        out_t = ref(x_t)
-        out_t.backward(torch.tensor(G))
-        assert rel(out, out_t.detach().numpy()) <= TORCH_TOL
-        assert rel(grad_x, x_t.grad.numpy()) <= TORCH_TOL
-        assert rel(ours.grads["gamma"], ref.weight.grad.numpy()) <= TORCH_TOL
-        assert rel(ours.grads["beta"], ref.bias.grad.numpy()) <= TORCH_TOL
-        assert rel(ours.buffers["running_mean"], ref.running_mean.numpy()) <= TORCH_TOL
-        assert rel(ours.buffers["running_var"], ref.running_var.numpy()) <= TORCH_TOL
+    assert_batch_norm_matches(torch, ours, ref, shape, rng)
 
 
 def test_batch_norm_per_channel_statistics(rng: np.random.Generator) -> None:

@@ -16,7 +16,7 @@ from ml_math_nn.layers import BatchNorm, Dense, Dropout
 from ml_math_nn.network import Network, build_mlp
 from test_layers import TOL, layer_errors
 from torch_reference import TOL as TORCH_TOL
-from torch_reference import Twin, rel
+from torch_reference import Twin, assert_batch_norm_matches, rel
 
 
 def random_shape(seed: int) -> tuple[int, int]:
@@ -124,25 +124,7 @@ def test_batch_norm_matches_torch_batchnorm1d(seed: int, torch: ModuleType, rng:
     m, n = random_shape(seed)
     ours = random_batch_norm(n, rng)
     ref = torch.nn.BatchNorm1d(n, eps=ours.eps, momentum=ours.momentum)
-    with torch.no_grad():
-        ref.weight.copy_(torch.tensor(ours.params["gamma"]))
-        ref.bias.copy_(torch.tensor(ours.params["beta"]))
-        ref.running_mean.copy_(torch.tensor(ours.buffers["running_mean"]))
-        ref.running_var.copy_(torch.tensor(ours.buffers["running_var"]))
-    for training in (True, True, True, False):
-        ref.train(training)
-        ref.zero_grad()
-        x, G = 3 * rng.normal(size=(m, n)) - 1, rng.normal(size=(m, n))
-        out, grad_x = ours.forward(x, training), ours.backward(G)
-        x_t = torch.tensor(x, requires_grad=True)
-        out_t = ref(x_t)
-        out_t.backward(torch.tensor(G))
-        assert rel(out, out_t.detach().numpy()) <= TORCH_TOL
-        assert rel(grad_x, x_t.grad.numpy()) <= TORCH_TOL
-        assert rel(ours.grads["gamma"], ref.weight.grad.numpy()) <= TORCH_TOL
-        assert rel(ours.grads["beta"], ref.bias.grad.numpy()) <= TORCH_TOL
-        assert rel(ours.buffers["running_mean"], ref.running_mean.numpy()) <= TORCH_TOL
-        assert rel(ours.buffers["running_var"], ref.running_var.numpy()) <= TORCH_TOL
+    assert_batch_norm_matches(torch, ours, ref, (m, n), rng)
 
 
 def test_batch_norm_training_statistics(rng: np.random.Generator) -> None:

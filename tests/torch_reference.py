@@ -84,3 +84,28 @@ class Twin:
             for k, t in b.items():
                 out[f"{i}.{k}"] = rel(layer.buffers[k], t.numpy())
         return out
+
+
+def assert_batch_norm_matches(torch: ModuleType, ours: BatchNorm, ref: Any, shape: tuple[int, ...], rng: Any) -> None:
+    """Three training steps (outputs, gradients, running statistics), then evaluation, of
+    our batch norm ``ours`` against torch's module ``ref`` (BatchNorm1d/2d), started from
+    the same parameters and statistics, on random batches of ``shape``."""
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(ours.params["gamma"]))
+        ref.bias.copy_(torch.tensor(ours.params["beta"]))
+        ref.running_mean.copy_(torch.tensor(ours.buffers["running_mean"]))
+        ref.running_var.copy_(torch.tensor(ours.buffers["running_var"]))
+    for training in (True, True, True, False):
+        ref.train(training)
+        ref.zero_grad()
+        x, G = 3 * rng.normal(size=shape) - 1, rng.normal(size=shape)
+        out, grad_x = ours.forward(x, training), ours.backward(G)
+        x_t = torch.tensor(x, requires_grad=True)
+        out_t = ref(x_t)
+        out_t.backward(torch.tensor(G))
+        assert rel(out, out_t.detach().numpy()) <= TOL
+        assert rel(grad_x, x_t.grad.numpy()) <= TOL
+        assert rel(ours.grads["gamma"], ref.weight.grad.numpy()) <= TOL
+        assert rel(ours.grads["beta"], ref.bias.grad.numpy()) <= TOL
+        assert rel(ours.buffers["running_mean"], ref.running_mean.numpy()) <= TOL
+        assert rel(ours.buffers["running_var"], ref.running_var.numpy()) <= TOL
