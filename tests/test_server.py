@@ -24,7 +24,7 @@ from ml_math_nn.data.datasets import digits
 from ml_math_nn.gradcheck import numerical_gradient, relative_error
 from ml_math_nn.network import build_mlp
 from ml_math_nn.results.explorer import Explorer, area_resize, digits_from_ink, image_from_ink, mnist_from_ink
-from ml_math_nn.results.server import MAX_BODY, WEB, Server
+from ml_math_nn.results.server import MAX_BODY, WEB, Server, make_server
 from ml_math_nn.runs.cli import main
 from ml_math_nn.runs.persistence import Model
 from serving import request, running_server, train_run
@@ -458,3 +458,18 @@ def test_a_port_in_use_is_one_line_naming_it(server: Server, runs: Path, capsys:
     port = server.server_address[1]
     assert main(["serve", str(runs), "--port", str(port)]) == 2
     assert f"--host 127.0.0.1 --port {port}: cannot listen there" in capsys.readouterr().err
+
+
+def test_a_client_that_hangs_up_leaves_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The standard library prints a traceback for every error of a request; a dropped
+    connection is routine and prints nothing, anything else still does."""
+    server = make_server(tmp_path, port=0)
+    try:
+        for error, shown in ((ConnectionResetError("peer"), False), (ValueError("bug"), True)):
+            try:
+                raise error
+            except Exception:
+                server.handle_error(None, ("127.0.0.1", 1))
+            assert ("ValueError: bug" in capsys.readouterr().err) is shown
+    finally:
+        server.server_close()

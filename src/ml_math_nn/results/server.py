@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -607,6 +608,13 @@ class Server(ThreadingHTTPServer):
         """The Host headers answered when listening on loopback (any when listening wider)."""
         if address[0] in LOOPBACK:
             self.allowed_hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (e.g. after a refused upload it did not wait to send) is
+        routine: no traceback.  Anything else is printed as the standard library does."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
