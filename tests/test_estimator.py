@@ -396,6 +396,21 @@ def test_save_and_load_the_npz_format(tmp_path: Path) -> None:
     assert cli.class_names == ["barbera", "barolo", "grignolino"]
 
 
+def test_evaluate_of_an_estimator_model_needs_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model file from MLPClassifier.save has no training run behind it, so no test split:
+    ``ml-math-nn evaluate`` says so in one line (it was ``failed: KeyError: 'config'``) and
+    evaluates it on labelled data given with --dataset."""
+    from ml_math_nn.runs.cli import main
+
+    X, y = load_digits(return_X_y=True)
+    MLPClassifier(**SMALL).fit(X, y).save(tmp_path)
+    assert main(["evaluate", "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "saved by MLPClassifier, not by a training run" in err and "--dataset" in err
+    assert main(["evaluate", "--model", str(tmp_path), "--dataset", "digits"]) == 0
+    assert capsys.readouterr().out.startswith("digits: 1797 samples")
+
+
 def test_load_refuses_a_model_the_estimator_did_not_save(tmp_path: Path) -> None:
     save_model(tmp_path, Model(build_mlp(4, (8,), 3, np.random.default_rng(0)), ["a", "b", "c"]))
     with pytest.raises(ValueError, match="not a saved MLPClassifier"):

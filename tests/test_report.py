@@ -161,6 +161,7 @@ def test_train_with_report_writes_the_page_at_the_end(tmp_path: Path, capsys: py
     out = tmp_path / "run"
     args = ["train", "--epochs", "2", "--hidden", "8", "--batch-size", "128", "--quiet", "--report", "--out", str(out)]
     assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"report written to {out / 'report.html'}"
     html = (out / "report.html").read_text(encoding="utf-8")
     page = Page(html)
     assert_self_contained(page, html)
@@ -169,3 +170,4 @@ def test_train_with_report_writes_the_page_at_the_end(tmp_path: Path, capsys: py
     assert page.row("test_acc")[1] == ["test_acc", f"{final['test_acc']:.4g}"]
     assert main([*args[:-3], "--out", str(tmp_path / "plain")]) == 0
     assert not (tmp_path / "plain" / "report.html").exists(), "no report unless asked"
+    assert "report written" not in capsys.readouterr().out

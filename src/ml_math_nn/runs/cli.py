@@ -258,6 +258,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     final = result.summary["final"]
     print(f"test accuracy {final.get('test_acc', float('nan')):.4f}; run written to {result.out_dir}")
+    if args.report:
+        print(f"report written to {result.out_dir / 'report.html'}")
     return 0
 
 
@@ -274,6 +276,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         X, y, names = model.transform(ds.X_test, args.dataset), ds.y_test, ds.class_names
         where = args.dataset
     else:
+        if "config" not in model.meta:  # e.g. saved by MLPClassifier.save: no run, so no split of its own
+            saved_by = model.meta.get("estimator", "something other than ml-math-nn train")
+            raise UsageError(
+                f"--model {args.model}: saved by {saved_by}, not by a training run, so it has no test split "
+                "of its own; give --dataset (e.g. --dataset csv:FILE) to evaluate it on labelled data"
+            )
         config = TrainConfig.from_mapping(model.meta["config"], f"{args.model}/model.json")
         prepared = prepare_data(config)
         X, y, names, where = (
