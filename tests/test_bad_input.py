@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from ml_math_nn.integrations.estimator import MLPClassifier
+from ml_math_nn.network import Network
 from ml_math_nn.runs.cli import main
 from ml_math_nn.runs.persistence import load_model
 from ml_math_nn.train import TrainingDiverged
@@ -448,22 +449,32 @@ def test_estimator_names_the_invalid_parameter(params: dict[str, object], messag
 
 
 # -- failures during a run, and the real process ----------------------------------------
-def run_with_model(out: Path, run_dir: Path) -> Path:
-    """A run directory ``out`` that already holds the model of ``run_dir`` (an earlier run's)."""
-    out.mkdir()
-    for name in ("model.npz", "model.json"):
-        write(out / name, (run_dir / name).read_bytes())
+def run_with_model(out: Path, data: Path) -> Path:
+    """A run directory ``out`` holding a completed one-epoch run with its checkpoint, which a
+    ``train --resume`` continues (the only way a run goes on where a model already is)."""
+    argv = ["train", "--dataset", f"csv:{data}", "--epochs", "1", "--hidden", "4", "--checkpoint-every", "1"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
     return out
 
 
 def test_divergence_exits_1_and_keeps_the_model(
-    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = write(tmp_path / "train.csv", table())
-    out = run_with_model(tmp_path / "run", run_dir)
+    argv = ["train", "--dataset", f"csv:{data}", "--lr", "1e30", "--epochs", "3", "--quiet", "--out"]
+    code, err = cli_error(capsys, *argv, str(tmp_path / "new"))
+    assert code == 1
+    pattern = (
+        r"ml-math-nn: training diverged: loss became (nan|inf) at epoch \d+, batch \d+; try a smaller learning rate"
+    )
+    assert re.fullmatch(pattern, err), err
+    assert not (tmp_path / "new" / "model.npz").exists()
+    # A resumed run that diverges keeps the model of the run it continues.
+    out = run_with_model(tmp_path / "run", data)
     before = load_model(out).arrays()
-    argv = ["train", "--dataset", f"csv:{data}", "--lr", "1e30", "--epochs", "3", "--quiet", "--out", str(out)]
-    code, err = cli_error(capsys, *argv)
+    original = Network.forward_backward
+    monkeypatch.setattr(Network, "forward_backward", lambda *a, **k: (float("inf"), original(*a, **k)[1]))
+    code, err = cli_error(capsys, "train", "--resume", str(out), "--epochs", "3", "--quiet")
     assert code == 1
     pattern = (
         r"ml-math-nn: training diverged: loss became (nan|inf) at epoch \d+, batch \d+; try a smaller learning rate"
@@ -474,12 +485,12 @@ def test_divergence_exits_1_and_keeps_the_model(
 
 
 def test_a_file_that_cannot_be_written_during_a_run_exits_1(
-    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk while checkpointing is a failure during the run, not an input error: exit 1,
     the file named, no temporary file left and the model from before untouched."""
     data = write(tmp_path / "train.csv", table())
-    out = run_with_model(tmp_path / "run", run_dir)
+    out = run_with_model(tmp_path / "run", data)
     before = load_model(out).arrays()
     replace = os.replace
 
@@ -489,8 +500,7 @@ def test_a_file_that_cannot_be_written_during_a_run_exits_1(
         replace(src, dst)
 
     monkeypatch.setattr("ml_math_nn.runs.persistence.os.replace", full_disk)
-    argv = ["train", "--dataset", f"csv:{data}", "--checkpoint-every", "1", "--epochs", "3", "--quiet", "--out"]
-    code, err = cli_error(capsys, *argv, str(out))
+    code, err = cli_error(capsys, "train", "--resume", str(out), "--epochs", "3", "--quiet")
     assert code == 1
     assert err == f"ml-math-nn: failed: {out / 'checkpoint.npz'}: cannot write (No space left on device)"
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -100,6 +100,26 @@ def test_default_out_is_a_fresh_run_directory(tmp_path: Path, monkeypatch: pytes
     assert len(runs) == 2 and all((r / "metrics.csv").is_file() for r in runs)
 
 
+def test_train_refuses_a_run_directory_holding_a_run_unless_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path)
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--quiet", "--checkpoint-every", "1", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["train", "--epochs", "2", "--hidden", "16", "--quiet", "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ml-math-nn: error: --out {out}: holds a run already (config.toml, metrics.csv, ")
+    assert err.endswith(f"give --overwrite to replace it, or --resume {out} to continue it")
+    assert len(err.splitlines()) == 1
+    assert main(["train", "--resume", out, "--overwrite", "--quiet"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert main(["train", "--epochs", "2", "--hidden", "16", "--quiet", "--overwrite", "--out", out]) == 0
+    assert not (tmp_path / "checkpoint.npz").exists()
+    assert "overwrite" not in (tmp_path / "config.toml").read_text()
+    assert main(["train", "--resume", out, "--quiet"]) == 2  # nothing left of the old run to resume
+    assert "checkpoint.npz: no such file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

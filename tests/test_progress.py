@@ -192,7 +192,7 @@ def test_a_real_terminal_shows_the_bar() -> None:
 
 def test_cli_verbose_adds_debug_messages(tmp_path: Path) -> None:
     def stderr(*extra: str) -> str:
-        argv = [sys.executable, *TRAIN, "--out", str(tmp_path / "run"), *extra]
+        argv = [sys.executable, *TRAIN, "--out", str(tmp_path / "run"), "--overwrite", *extra]
         return subprocess.run(argv, capture_output=True, text=True, check=True).stderr
 
     assert "DEBUG ml_math_nn.runs.training: wrote run to" in stderr("--verbose")

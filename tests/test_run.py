@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from ml_math_nn.data.datasets import Dataset
+from ml_math_nn.network import Network
 from ml_math_nn.runs import builders, training
 from ml_math_nn.runs.builders import load_configured_dataset
 from ml_math_nn.runs.checkpoint import FORMAT as CHECKPOINT
@@ -166,13 +167,52 @@ def test_resume_without_checkpoint_is_an_error(tmp_path: Path) -> None:
         run_training(TrainConfig(epochs=1), tmp_path, resume=True, **QUIET)
 
 
-def test_divergence_names_epoch_and_batch_and_keeps_the_old_model(tmp_path: Path) -> None:
-    run_training(TrainConfig(epochs=1), tmp_path, **QUIET)
-    before = weights(tmp_path)
+def test_divergence_names_epoch_and_batch_and_keeps_the_old_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(TrainingDiverged, match=r"at epoch 1, batch \d+; try a smaller learning rate"):
-        run_training(TrainConfig(epochs=3, lr=1e4, hidden=(256, 256, 256)), tmp_path, **QUIET)
-    assert_same(weights(tmp_path), before)
-    assert '"status": "diverged"' in (tmp_path / "summary.json").read_text()
+        run_training(TrainConfig(epochs=3, lr=1e4, hidden=(256, 256, 256)), tmp_path / "new", **QUIET)
+    assert '"status": "diverged"' in (tmp_path / "new" / "summary.json").read_text()
+    assert not (tmp_path / "new" / "model.npz").exists()
+    # A resumed run that diverges leaves the model of the run it continued.
+    run_training(TrainConfig(epochs=1, checkpoint_every=1), tmp_path / "old", **QUIET)
+    before = weights(tmp_path / "old")
+    original = Network.forward_backward
+    monkeypatch.setattr(Network, "forward_backward", lambda *a, **k: (float("nan"), original(*a, **k)[1]))
+    with pytest.raises(TrainingDiverged, match=r"at epoch 2, batch 1;"):
+        run_training(TrainConfig(epochs=3), tmp_path / "old", resume=True, **QUIET)
+    assert_same(weights(tmp_path / "old"), before)
+    assert '"status": "diverged"' in (tmp_path / "old" / "summary.json").read_text()
+
+
+def test_a_run_directory_holding_a_run_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    """A second run into the same directory is an error naming --overwrite, before anything
+    is written; with ``overwrite`` the old run's files (its stale checkpoint included) go,
+    and other files stay."""
+    old = TrainConfig(epochs=1, hidden=(8,), checkpoint_every=1)
+    run_training(old, tmp_path, **QUIET)
+    assert (tmp_path / "checkpoint.npz").is_file()
+    (tmp_path / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(
+        ValueError, match=r"holds a run already \(config\.toml, metrics\.csv, .*--overwrite to replace it, or --resume"
+    ):
+        run_training(TrainConfig(epochs=2, hidden=(16,)), tmp_path, **QUIET)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(ValueError, match="give one of them"):
+        run_training(old, tmp_path, resume=True, overwrite=True, **QUIET)
+    new = run_training(TrainConfig(epochs=2, hidden=(16,)), tmp_path, overwrite=True, **QUIET)
+    assert not (tmp_path / "checkpoint.npz").exists()  # the old run's: it could be resumed over the new one
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert load_config(tmp_path / "config.toml").hidden == (16,) and len(new.history) == 2
+    with pytest.raises(ValueError, match="checkpoint.npz: no such file"):
+        run_training(load_config(tmp_path / "config.toml"), tmp_path, resume=True, **QUIET)
+
+
+def test_an_empty_or_unrelated_directory_is_a_fine_out(tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("data notes")
+    run_training(TrainConfig(epochs=1, hidden=(8,)), tmp_path, **QUIET)
+    assert (tmp_path / "model.npz").is_file() and (tmp_path / "README").read_text() == "data notes"
 
 
 def cli(*args: str) -> list[str]:
@@ -240,11 +280,9 @@ def test_training_killed_while_checkpointing_keeps_model_and_resumes_exactly(tmp
     config = TrainConfig(hidden=(256,), optimizer="adam", lr=1e-3, dropout=0.1, epochs=15, checkpoint_every=1, seed=5)
     whole = run_training(config, tmp_path / "whole", **QUIET)
     out = tmp_path / "killed"
-    out.mkdir()
-    previous = (tmp_path / "whole" / "model.npz").read_bytes()  # a model from before, to be kept
-    (out / "model.npz").write_bytes(previous)
-    (tmp_path / "config.toml").write_text(config.to_toml())
-    proc = subprocess.Popen(cli("train", "--config", str(tmp_path / "config.toml"), "--quiet", "--out", str(out)))
+    run_training(config.merged({"epochs": 1}), out, **QUIET)  # a model from before, to be kept
+    previous = (out / "model.npz").read_bytes()
+    proc = subprocess.Popen(cli("train", "--resume", str(out), "--epochs", str(config.epochs), "--quiet"))
     deadline, saving = time.monotonic() + 120, False
     while not saving and proc.poll() is None and time.monotonic() < deadline:  # a checkpoint, then the next one
         saving = (out / "checkpoint.npz").exists() and any(p.name.startswith(".checkpoint.npz.") for p in out.iterdir())

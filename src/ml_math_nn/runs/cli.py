@@ -117,6 +117,11 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoint (its config.toml, then any flags)",
     )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --out name a directory that holds a run: its files are removed first (without it, an error)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
     train.add_argument("--verbose", action="store_true", help="also show debug messages")
     train.add_argument("--report", action="store_true", help="also write RUN_DIR/report.html at the end")
@@ -240,6 +245,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out or getattr(args, "config", None):
             raise UsageError("--resume continues RUN_DIR with its own config.toml: drop --out and --config")
+        if args.overwrite:
+            raise UsageError("--resume continues the run in RUN_DIR, --overwrite replaces a run: give one of them")
         args.config, args.out = str(Path(args.resume) / "config.toml"), args.resume
     config = config_from_args(args)
     setup_logging(args.verbose, args.quiet)
@@ -255,6 +262,7 @@ def _train(args: argparse.Namespace) -> int:
             resume=bool(args.resume),
             on_batch=progress.on_batch if bar else None,
             html_report=args.report,
+            overwrite=args.overwrite,
         )
     final = result.summary["final"]
     print(f"test accuracy {final.get('test_acc', float('nan')):.4f}; run written to {result.out_dir}")

@@ -43,8 +43,42 @@ def fresh_run_dir(root: str | Path = "runs", name: str = "digits") -> Path:
     raise FileExistsError(f"could not create a fresh run directory under {root}")
 
 
-def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` if needed and check it is a writable directory."""
+RUN_FILES = (
+    "config.toml",
+    "metrics.csv",
+    "summary.json",
+    "model.npz",
+    "model.json",
+    "checkpoint.npz",
+    "confusion_matrix.csv",
+    "report.html",
+    "*.png",
+)
+"""The files (names or glob patterns) that a run writes into its directory: what makes a
+directory hold a run, and what ``overwrite`` removes (nothing else in the directory)."""
+
+
+def run_files(out_dir: str | Path) -> list[Path]:
+    """The files of a run in ``out_dir`` (see :data:`RUN_FILES`, in its order); none if it is not a directory."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    return [p for pattern in RUN_FILES for p in sorted(out.glob(pattern)) if p.is_file()]
+
+
+def refuse_existing_run(out_dir: str | Path) -> None:
+    """Raise ``ValueError`` (one line) if ``out_dir`` already holds a run: a run directory
+    is never reused silently (its old checkpoint could later be resumed over the new run)."""
+    found = run_files(out_dir)
+    if found:
+        names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        resume = f", or --resume {out_dir} to continue it" if (Path(out_dir) / "checkpoint.npz").is_file() else ""
+        raise ValueError(f"--out {out_dir}: holds a run already ({names}); give --overwrite to replace it{resume}")
+
+
+def prepare_out_dir(out_dir: str | Path, clear: bool = False) -> Path:
+    """Create ``out_dir`` if needed and check it is a writable directory; with ``clear``,
+    remove the files of a run already there (:func:`run_files`) and nothing else."""
     if not str(out_dir):  # Path("") would silently mean the working directory
         raise ValueError("--out: empty path")
     out = Path(out_dir)
@@ -60,6 +94,12 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
         probe.unlink()
     except OSError as e:
         raise PermissionError(f"--out {out}: not writable ({e.strerror})") from None
+    if clear:
+        for path in run_files(out):
+            try:
+                path.unlink()
+            except OSError as e:
+                raise type(e)(f"--out {out}: cannot remove the old run's {path.name} ({e.strerror})") from None
     return out
 
 

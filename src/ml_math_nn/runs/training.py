@@ -40,6 +40,7 @@ from .rundir import (
     metrics_csv,
     peak_memory_mb,
     prepare_out_dir,
+    refuse_existing_run,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def run_training(
     resume: bool = False,
     on_batch: Callable[[Trainer, dict[str, float]], None] | None = None,
     html_report: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
     """Train the model ``config`` describes and write every record of the run into ``out_dir``.
 
@@ -70,11 +72,19 @@ def run_training(
     checkpoints), ``on_batch`` after every update (see :attr:`Trainer.on_batch`).  With
     ``resume``, training continues from ``out_dir/checkpoint.npz``; ``html_report`` also
     writes ``report.html``.
+    A run directory is never reused silently: if ``out_dir`` already holds a run
+    (:data:`~ml_math_nn.runs.rundir.RUN_FILES`), this raises ``ValueError`` before loading
+    anything, unless ``overwrite`` (the old run's files are then removed before training;
+    other files stay) or ``resume`` (which continues the run there).
     Ctrl-C (SIGINT) ends the current epoch, saves a checkpoint and raises
     :class:`Interrupted`; a second Ctrl-C stops at once.  Bad input raises ``ValueError``
     or ``OSError`` before training starts; an ``OSError`` after that (a file of the run
     that cannot be written) is raised as :class:`RunFailed`.
     """
+    if resume and overwrite:
+        raise ValueError("resume continues the run in out_dir, overwrite replaces it: give one of them")
+    if out_dir is not None and not resume and not overwrite:
+        refuse_existing_run(out_dir)
     start = time.perf_counter()
     prepared = prepare_data(config, dataset)
     load_seconds = time.perf_counter() - start
@@ -82,7 +92,7 @@ def run_training(
     # Built before the run directory, so that a width too large to allocate leaves no directory.
     rngs = run_generators(config.seed)
     network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"])
-    out = prepare_out_dir(out_dir) if out_dir is not None else fresh_run_dir("runs", ds.name)
+    out = prepare_out_dir(out_dir, clear=overwrite) if out_dir is not None else fresh_run_dir("runs", ds.name)
     with failing_run():
         write_text(out / "config.toml", config.to_toml())
 
