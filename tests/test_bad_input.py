@@ -23,7 +23,7 @@ from ml_math_nn.integrations.estimator import MLPClassifier
 from ml_math_nn.network import Network
 from ml_math_nn.runs.cli import main
 from ml_math_nn.runs.persistence import load_model
-from ml_math_nn.train import TrainingDiverged
+from ml_math_nn.train import Trainer, TrainingDiverged
 from test_data import idx_bytes, write_idx_set
 from test_readers import write
 
@@ -331,6 +331,29 @@ def test_model_directory_errors(tmp_path: Path, run_dir: Path, capsys: pytest.Ca
     tamper(tampered)
     message = rf"{at(tampered / 'model.npz')}: checksum mismatch \(file corrupted or tampered with\)"
     assert_input_error(capsys, ["evaluate", "--model", str(tampered)], message)
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["predict", "--input", "rows.csv"]])
+def test_a_model_of_an_interrupted_run_says_how_to_resume(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write(tmp_path / "train.csv", table())
+    out = tmp_path / "run"
+    original = Trainer.train_epoch
+
+    def train_epoch(self: Trainer, X: np.ndarray, y: np.ndarray) -> float:
+        self.interrupted = self.stop = True  # what the SIGINT handler does
+        return original(self, X, y)
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    assert main(["train", "--dataset", f"csv:{data}", "--epochs", "3", "--quiet", "--out", str(out)]) == 130
+    assert (out / "checkpoint.npz").is_file() and not (out / "model.npz").exists()
+    capsys.readouterr()
+    message = (
+        f"{at(out / 'model.npz')}: no such file: the run in {at(out)} was interrupted before it finished "
+        rf"\(it has a checkpoint\); resume it with: ml-math-nn train --resume {at(out)}"
+    )
+    assert_input_error(capsys, [command[0], "--model", str(out), *command[1:]], message)
 
 
 @pytest.mark.parametrize(

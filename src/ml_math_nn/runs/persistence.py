@@ -189,8 +189,15 @@ def save_model(directory: str | Path, model: Model) -> None:
 
 
 def load_model(directory: str | Path) -> Model:
-    """Load a model saved by :func:`save_model`, verifying everything it reads."""
+    """Load a model saved by :func:`save_model`, verifying everything it reads.  A run
+    directory with a checkpoint but no model is an interrupted run: the error says how to
+    resume it."""
     path = Path(directory) / WEIGHTS
+    if not path.exists() and (Path(directory) / "checkpoint.npz").is_file():
+        raise ModelFileError(
+            f"{path}: no such file: the run in {directory} was interrupted before it finished "
+            f"(it has a checkpoint); resume it with: ml-math-nn train --resume {directory}"
+        )
     loaded, config = read_archive(path, FORMAT, VERSION)
     try:
         network = Network.from_config(config["network"])
