@@ -379,6 +379,9 @@ PREDICT_CASES = [
     ("ragged.csv", "1,2,3\n1,2\n", "line 2 has 2 cells, expected 3 like line 1"),
     ("image.png", PNG, r"not UTF-8 text \(byte 0\)"),
     ("narrow.npz", {"X": np.ones((2, 2))}, r"the model expects 3 features per row, got data of shape \(2, 2\)"),
+    # One column too many is a label column only where the header names it so (see the test below).
+    ("wide.csv", "1,2,3,4\n5,6,7,8\n", r"the model expects 3 features per row, got data of shape \(2, 4\)"),
+    ("named.csv", "a,b,c,d\n1,2,3,4\n", r"the model expects 3 features per row, got data of shape \(1, 4\)"),
     ("other.npz", {"Y": np.ones((2, 3))}, r"missing array 'X' \(has: Y\)"),
     ("empty.npz", {"X": np.ones((0, 3))}, r"X is empty \(no samples\), shape \(0, 3\)"),
     ("folder.csv", None, "is a directory, expected a file"),
@@ -395,6 +398,33 @@ def test_predict_on_bad_input(
     else:
         write(path, npz_bytes(tmp_path, **content) if isinstance(content, dict) else content)  # type: ignore[arg-type]
     assert_input_error(capsys, ["predict", "--model", str(run_dir), "--input", str(path)], f"{at(path)}: {message}")
+
+
+def test_predict_drops_the_label_column_of_a_labelled_csv(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file a model was trained on can be given to predict: its label column (named
+    ``label`` in the header, or the training config's ``label_column``) is left out."""
+    labelled = write(tmp_path / "labelled.csv", table())
+    rows = [line.rsplit(",", 1)[0] for line in table().splitlines()]
+    features = write(tmp_path / "features.csv", "\n".join(rows) + "\n")
+
+    def predicted(model: Path, path: Path) -> str:
+        assert main(["predict", "--model", str(model), "--input", str(path)]) == 0
+        return capsys.readouterr().out
+
+    expected = predicted(run_dir, features)
+    assert expected.count("\n") == ROWS + 1 and predicted(run_dir, labelled) == expected
+    # No header: the label is the column the training config names, here the first one.
+    first = write(
+        tmp_path / "first.csv", "".join(f"{y},{x}\n" for x, y in (r.rsplit(",", 1) for r in table().splitlines()[1:]))
+    )
+    out = tmp_path / "by-index"
+    argv = ["train", "--dataset", f"csv:{first}", "--label-column", "0", "--epochs", "1", "--hidden", "4"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    headless = write(tmp_path / "headless.csv", "".join(f"{r}\n" for r in rows[1:]))
+    assert predicted(out, first) == predicted(out, headless)
 
 
 def test_predict_output_that_cannot_be_written(

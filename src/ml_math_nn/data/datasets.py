@@ -20,7 +20,16 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from .._types import Array, Labels
-from .readers import DataError, is_numpy_file, read_csv, read_csv_features, read_idx, read_npz, read_npz_features
+from .readers import (
+    DataError,
+    csv_columns,
+    is_numpy_file,
+    read_csv,
+    read_csv_features,
+    read_idx,
+    read_npz,
+    read_npz_features,
+)
 
 __all__ = [
     "DataError",
@@ -395,9 +404,20 @@ def load_dataset(
     return dataset
 
 
-def load_features(path: str | Path, header: bool | None = None) -> Array:
+def load_features(
+    path: str | Path,
+    header: bool | None = None,
+    n_features: int | None = None,
+    label_column: str | int | None = None,
+) -> Array:
     """Feature rows without labels, to predict on: a CSV file (every column a feature) or
     an NPZ archive with an array ``X`` (images are flattened).  Returned as float32.
+
+    A labelled CSV file (the format a model is trained on) is read too: when it has exactly
+    one column more than the model's ``n_features`` and that column is the label column,
+    it is dropped.  The label column is ``label_column`` (by name or index, as in
+    :func:`read_csv_table`; the training config's) or, when that is ``None``, a header
+    column named ``label``; otherwise every column is a feature.
 
     Raises
     ------
@@ -412,5 +432,25 @@ def load_features(path: str | Path, header: bool | None = None) -> Array:
     elif path.suffix.lower() == ".npz":
         raise DataError(f"{path}: not a readable NPZ archive")
     else:
-        X = read_csv_features(path, header)
+        label = _extra_label_column(path, header, n_features, label_column) if n_features is not None else None
+        X = read_csv_features(path, header) if label is None else read_csv(path, label, header)[0]
     return _features(path, X)[0].astype(np.float32, copy=False)
+
+
+def _extra_label_column(
+    path: Path, header: bool | None, n_features: int, label_column: str | int | None
+) -> str | int | None:
+    """The label column of a CSV file that has one column more than ``n_features`` (see
+    :func:`load_features`), or ``None`` when the file is not so labelled."""
+    names, n_cols = csv_columns(path, header)
+    if n_cols != n_features + 1:
+        return None
+    if label_column is None:
+        return "label" if names is not None and "label" in names else None
+    if isinstance(label_column, str) and names is not None and label_column in names:
+        return label_column
+    try:  # "0" or "-1" from a command line is an index unless the header has such a name
+        index = int(label_column)
+    except ValueError:
+        return None
+    return index if -n_cols <= index < n_cols else None

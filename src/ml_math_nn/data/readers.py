@@ -19,7 +19,7 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
     """Non-blank rows of ``path`` with their line numbers; decoding errors become DataError."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
@@ -170,6 +170,29 @@ def _label_index(path: Path, names: list[str] | None, n_cols: int, label_column:
 def _bad_cell(path: Path, line: int, col: int, names: list[str] | None, what: str) -> DataError:
     name = f" ({names[col]!r})" if names is not None else ""
     return DataError(f"{path}: line {line}, column {col + 1}{name}: {what}")
+
+
+def _guess_header(first: list[str], second: list[str] | None) -> bool:
+    """Whether ``first`` names the columns: some column holds a non-number there but a number
+    in ``second`` (or, in a one-row file, no cell is a number)."""
+    if second is None:
+        return not any(_is_number(cell) for cell in first)
+    return any(not _is_number(a) and b < len(second) and _is_number(second[b]) for b, a in enumerate(first))
+
+
+def csv_columns(path: str | Path, header: bool | None = None) -> tuple[list[str] | None, int]:
+    """The column names (``None`` without a header row; ``header`` as in :func:`read_csv_table`)
+    and the number of columns of a CSV file, from its first two rows (0 columns if it has none)."""
+    rows = _csv_rows(Path(path))
+    try:
+        first, second = next(rows, None), next(rows, None)
+    finally:
+        rows.close()
+    if first is None:
+        return None, 0
+    if header is None:
+        header = _guess_header(first[1], None if second is None else second[1])
+    return ([cell.strip() for cell in first[1]] if header else None), len(first[1])
 
 
 def read_csv(
@@ -226,12 +249,7 @@ def read_csv_table(
         raise DataError(f"{path}: empty file (no rows)")
     second = next(rows, None)
     if header is None:
-        if second is None:
-            header = not any(_is_number(cell) for cell in first[1])
-        else:
-            header = any(
-                not _is_number(a) and b < len(second[1]) and _is_number(second[1][b]) for b, a in enumerate(first[1])
-            )
+        header = _guess_header(first[1], None if second is None else second[1])
     names = [cell.strip() for cell in first[1]] if header else None
     n_cols = len(first[1])
     if n_cols < 1 + with_labels:

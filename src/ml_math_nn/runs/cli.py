@@ -310,7 +310,9 @@ def _predict(args: argparse.Namespace) -> int:
     from .persistence import atomic_write, load_model
 
     model = load_model(args.model)
-    X = load_features(args.input)
+    # A labelled CSV file (the training format) has its label column dropped; the config names it.
+    label_column = model.meta.get("config", {}).get("label_column")
+    X = load_features(args.input, n_features=model.network.n_in, label_column=label_column)
     probs = model.network.predict_proba(model.transform(X, args.input))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
