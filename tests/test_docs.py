@@ -230,3 +230,16 @@ def test_the_dotted_name_check_sees_a_stale_name() -> None:
     assert resolves("ml_math_nn.runs.options.TrainConfig") and resolves("ml_math_nn.data.readers")
     assert not resolves("ml_math_nn.experiment") and not resolves("ml_math_nn.config.TrainConfig")
     assert not resolves("ml_math_nn.runs.persistence.read_npz")
+
+
+def test_readme_says_how_to_use_the_environment_before_its_first_bare_command() -> None:
+    """After ``make run`` the environment is not active: the README says how to use it
+    before the first command that needs it (``ml-math-nn ...`` or ``python examples/...``
+    not called through ``.venv/bin/``), and it refers to no issue."""
+    text = (ROOT / "README.md").read_text()
+    bare = re.search(r"(?<!\.venv/bin/)(?<![\w-])(ml-math-nn [a-z]|python examples/)", text)
+    assert bare is not None
+    activate = text.find(". .venv/bin/activate")
+    assert 0 <= activate < bare.start(), text[bare.start() - 200 : bare.end()]
+    assert ".venv/bin/ml-math-nn train" in text[activate : activate + 500]  # the other way: by path
+    assert "the issue" not in text
