@@ -197,7 +197,7 @@ class Trainer:
         if len(X) == 0:
             raise ValueError("cannot train on an empty training set")
         # The head checks the targets' values once here, not on every batch (see its forward).
-        self.network.loss.check_target(y, (len(X), *self.network.forward(X[:1]).shape[1:]))
+        self.network.loss.check_target(y, (len(X), *self.network.shapes(X.shape[1:])[-1][1]))
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, len(X))
         sets = {**({"train": (X, y)} if eval_train else {}), **(eval_sets or {})}
