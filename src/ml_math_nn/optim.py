@@ -196,6 +196,7 @@ class _FlatWorkspace(Workspace):
     def __init__(self, optimizer: Optimizer, buffer: ParameterBuffer) -> None:
         self.optimizer, self.layout, self.dtype = optimizer, buffer.layout, buffer.param.dtype
         self.size = buffer.param.size
+        self.like = buffer.param  # what the scratch arrays are shaped like
         self.slots: dict[str, Array] = {}
         self.arrays: list[Array] = []
 
@@ -214,9 +215,7 @@ class _FlatWorkspace(Workspace):
         return flat
 
     def scratch(self, index: int = 0) -> Array:
-        while len(self.arrays) <= index:
-            self.arrays.append(np.empty(self.size, dtype=self.dtype))
-        return self.arrays[index]
+        return _reused(self.arrays, index, self.like)
 
 
 def _cut(flat: Array, layout: Layout) -> list[Array]:
