@@ -474,7 +474,7 @@ def _component_options(config: TrainConfig) -> list[str]:
 def _at_default(config: TrainConfig, name: str) -> TrainConfig:
     """A copy of ``config`` with option ``name`` at its default, not validated."""
     out = copy.copy(config)
-    setattr(out, name, OPTIONS[name].default if name in OPTIONS else config_options(type(config))[name].default)
+    setattr(out, name, config_options(type(config))[name].default)
     return out
 
 
