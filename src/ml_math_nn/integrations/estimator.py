@@ -73,6 +73,7 @@ NOT_PARAMETERS: dict[str, str] = {
     "augment": "it shifts images, and the rows of X carry no image shape",
     "seed": "random_state gives the seed of each fit",
     "checkpoint_every": "a fit writes no run directory",
+    "task": "the estimator's class is the task (and y tells a classifier's classes from multi-label)",
 }
 """Training options that are not estimator parameters, and why."""
 

@@ -27,7 +27,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-MONITOR_NAMES = ("val_loss", "val_acc")
+MONITOR_NAMES = ("val_loss", "val_acc", "val_r2", "val_mse", "val_mae")
+"""Validation metrics early stopping may watch: the loss, and each task's scores (``val_acc`` for
+classification and multi-label, the subset accuracy; ``val_r2``, ``val_mse``, ``val_mae`` for
+regression, the last two in the target's own units)."""
+
+TASKS = ("auto", "classification", "regression", "multilabel")
+"""What a run learns: one class per sample, real values, or a set of 0/1 labels per sample;
+``auto`` tells them apart from the data (:func:`ml_math_nn.data.datasets.detect_task`)."""
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -201,10 +208,16 @@ class TrainConfig:
     """
 
     # data
-    dataset: str = option("digits", "digits, fashion-mnist, mnist, csv:PATH or npz:PATH", metavar="NAME")
+    dataset: str = option(
+        "digits", "digits, fashion-mnist, mnist, diabetes, friedman1, csv:PATH or npz:PATH", metavar="NAME"
+    )
     data_dir: str | None = option(None, "folder holding the dataset's files (default: data/)", metavar="DIR")
     test_file: str | None = option(None, "separate test file for csv:/npz: datasets", metavar="FILE")
-    label_column: str | None = option(None, "CSV label column, by name or index", metavar="COL")
+    label_column: str | None = option(
+        None,
+        "CSV label column, by name or index; several (a,b,c) for several labels or outputs",
+        metavar="COL",
+    )
     subset: int | None = option(
         None, "train on N samples of the training set", metavar="N", check=lambda n: n >= 2, rule=">= 2"
     )
@@ -219,6 +232,13 @@ class TrainConfig:
         label="validation size",
     )
     augment: bool = option(False, "random one-pixel shifts of images")
+    task: str = option(
+        "auto",
+        "{choices}: what the labels are (auto: told from the data, and said)",
+        choices=lambda: TASKS,
+        check=lambda t: t in TASKS,
+        rule=f"one of {', '.join(TASKS)}",
+    )
     # model
     hidden: tuple[int, ...] = option(
         (128,),
