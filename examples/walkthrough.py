@@ -17,6 +17,7 @@ from sklearn.datasets import load_digits
 from ml_math_nn.losses import softmax
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
+from ml_math_nn.data.datasets import Standardizer
 from ml_math_nn.runs.builders import prepare_data
 from ml_math_nn.runs.options import TrainConfig
 
@@ -105,6 +106,36 @@ def main() -> None:
     new_loss = net.loss.forward(net.forward(x), y)
     show("softmax(z2) after the step", softmax(net.forward(x)))
     print(f"loss {loss:.6f} -> {new_loss:.6f}")
+
+    two_digits(scaler, digits.data[:2], digits.target[:2])
+
+
+def two_digits(scaler: Standardizer, pixels: np.ndarray, labels: np.ndarray) -> None:
+    """The same fresh network on a batch of two digits: where 1/m and the sums over rows act."""
+    x, y = scaler.transform(pixels), labels.astype(np.int64)
+    m = len(y)
+    net = build_mlp(64, (HIDDEN,), 10, np.random.default_rng(SEED), dtype=np.float64)
+    dense1, relu, dense2 = net.layers
+    print(f"\n== two digits (m = {m}) ==")
+    print(f"digits 0 and 1 of load_digits(), labels y = {y.tolist()}, the same initial weights")
+    loss, logits = net.forward_backward(x, y)
+    probs = softmax(logits)
+    per_sample = -np.log(probs[np.arange(m), y])
+    np.testing.assert_allclose(loss, per_sample.mean(), rtol=1e-13)
+    print(f"per-sample losses {fmt(per_sample, '.6f')}, L = their mean = {loss:.6f}")
+    # What the loss head handed to the last layer: (A - Y) / m, one row per digit.
+    dz2 = (probs - np.eye(10)[y]) / m
+    a1 = relu.forward(dense1.forward(x, training=True), training=True)
+    show(f"dz2 = (a2 - Y) / {m}", dz2)
+    # Each parameter gradient sums the rows: the mean of the two one-digit gradients.
+    np.testing.assert_allclose(dense2.grads["b"], dz2.sum(axis=0), rtol=1e-13, atol=1e-16)
+    show("db2 = dz2[0] + dz2[1]", dense2.grads["b"])
+    one_each = [np.outer(a1[i], probs[i] - np.eye(10)[y[i]]) for i in range(m)]
+    np.testing.assert_allclose(dense2.grads["W"], a1.T @ dz2, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(dense2.grads["W"], sum(one_each) / m, rtol=1e-12, atol=1e-16)
+    show("dW2[1] = a1^T dz2, row 1 (the mean of the two digits' rows)", dense2.grads["W"][1])
+    show("  digit 0 alone", one_each[0][1])
+    show("  digit 1 alone", one_each[1][1])
 
 
 if __name__ == "__main__":
