@@ -126,7 +126,11 @@ def every_layer(n: int, rng: np.random.Generator, dtype: type = np.float64) -> l
 def test_every_layer_covers_the_layer_types(rng: np.random.Generator) -> None:
     defined = {name for name, cls in Layer.registry.items() if cls.__module__ == layers_module.__name__}
     # GELUTanh (the option gelu_tanh) is saved as, and loads as, GELU(approximate="tanh").
-    assert {type(layer).__name__ for layer in every_layer(2, rng)} == defined - {"GELUTanh"}
+    # The image layers (test_conv.py's image_layers) take (m, C, H, W) batches, not (m, n).
+    from test_conv import image_layers
+
+    covered = every_layer(2, rng) + image_layers(2, rng)
+    assert {type(layer).__name__ for layer in covered} == defined - {"GELUTanh"}
 
 
 def test_an_abstract_base_is_no_layer_type() -> None:

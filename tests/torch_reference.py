@@ -12,7 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from ml_math_nn.layers import ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
+from ml_math_nn.layers import (
+    ELU,
+    GELU,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Tanh,
+)
 
 TOL = 1e-10
 
@@ -73,6 +89,16 @@ class Twin:
                 momentum=layer.momentum,
                 eps=layer.eps,
             )
+        if isinstance(layer, Conv2D):
+            return F.conv2d(x, p["W"], p.get("b"), stride=layer.stride, padding=layer.padding)
+        if isinstance(layer, MaxPool2D):
+            return F.max_pool2d(x, layer.kernel_size, layer.stride, layer.padding)
+        if isinstance(layer, AvgPool2D):
+            return F.avg_pool2d(x, layer.kernel_size, layer.stride, layer.padding)
+        if isinstance(layer, Flatten):
+            return x.flatten(1)
+        if isinstance(layer, Reshape):
+            return x.reshape(x.shape[0], *layer.shape)
         raise TypeError(f"no torch twin for {type(layer).__name__}")
 
     def errors(self) -> dict[str, float]:

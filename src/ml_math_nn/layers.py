@@ -769,3 +769,383 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape: Sequence[int]) -> Shape:
         return (math.prod(input_shape),)
+
+
+class Reshape(Layer):
+    r"""Each flat sample read as an array of ``shape``: :math:`(m, \prod s) \to (m, s_1, s_2, \dots)`.
+
+    The data of every run is a matrix, one sample per row (pixels in C order, as the
+    image datasets store them); a network whose first layer is a convolution starts with
+    ``Reshape((C, H, W))``, which turns the rows back into images.  It is the layer that
+    fixes the network's input shape (:attr:`input_shape` is :math:`(\prod s,)`), so a
+    model file records the image shape in this layer's config.  Backward reshapes the
+    gradient back: both are views of a contiguous array.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The shape of one output sample, e.g. ``(1, 28, 28)``.
+    """
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.shape: Shape = tuple(int(s) for s in shape)
+        if not self.shape or any(s < 1 for s in self.shape):
+            raise ValueError(f"Reshape shape must be positive sizes, got {tuple(shape)}")
+        self._in_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], *self.shape)
+
+    def backward(self, grad: Array) -> Array:
+        if self._in_shape is None:
+            raise RuntimeError("Reshape.backward called before forward")
+        return grad.reshape(self._in_shape)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Reshape", "shape": list(self.shape)}
+
+    @property
+    def input_shape(self) -> Shape:
+        return (math.prod(self.shape),)
+
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        if math.prod(input_shape) != math.prod(self.shape):
+            size = math.prod(self.shape)
+            raise ValueError(f"{self!r} takes samples of {size} values, got shape {tuple(input_shape)}")
+        return self.shape
+
+
+def _pair(value: int | Sequence[int], what: str, low: int) -> tuple[int, int]:
+    """``k`` or ``(kh, kw)`` as ``(kh, kw)``, each at least ``low``."""
+    pair = (int(value), int(value)) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    if len(pair) != 2 or min(pair) < low:
+        raise ValueError(f"{what} must be an integer >= {low} or a pair of them, got {value!r}")
+    return pair[0], pair[1]
+
+
+def windows(x: Array, kernel: tuple[int, int], stride: tuple[int, int]) -> Array:
+    r"""Every :math:`k_h \times k_w` window of a batch of images, a view without copies.
+
+    For ``x`` of shape :math:`(m, C, H, W)` the result has shape
+    :math:`(m, C, H_o, W_o, k_h, k_w)`, with :math:`H_o = \lfloor (H - k_h)/s_h \rfloor + 1`
+    (likewise :math:`W_o`), and entry :math:`[n, c, i, j, p, q] = x[n, c, s_h i + p, s_w j + q]`.
+    Rows and columns that no window reaches (when the stride does not divide
+    :math:`H - k_h`) are left out, as PyTorch does.
+    """
+    view = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3))
+    return view[:, :, :: stride[0], :: stride[1]]
+
+
+def window_sums(grad_windows: Array, shape: Sequence[int], stride: tuple[int, int]) -> Array:
+    r"""The adjoint of :func:`windows` (col2im): each window's entries added back where they came from.
+
+    Given :math:`D` of shape :math:`(m, C, H_o, W_o, k_h, k_w)`, returns :math:`\partial L/\partial x`
+    of ``shape`` :math:`(m, C, H, W)`:
+
+    .. math:: \frac{\partial L}{\partial x_{n,c,y,x}} = \sum_{i,j,p,q:\ s_h i + p = y,\ s_w j + q = x} D_{n,c,i,j,p,q}
+
+    Overlapping windows (stride smaller than the kernel) add up; positions that no window
+    reaches get 0.  One vectorised add per kernel offset :math:`(p, q)`, i.e.
+    :math:`k_h k_w` adds of a strided slice (faster here than ``np.add.at`` on the
+    scattered indices; see ``docs/math.md``).
+    """
+    m, c, h_out, w_out, kh, kw = grad_windows.shape
+    sh, sw = stride
+    out = np.zeros(tuple(shape), dtype=grad_windows.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            out[:, :, p : p + sh * (h_out - 1) + 1 : sh, q : q + sw * (w_out - 1) + 1 : sw] += grad_windows[..., p, q]
+    return out
+
+
+def _padded(x: Array, padding: tuple[int, int], value: float = 0.0) -> Array:
+    if padding == (0, 0):
+        return x
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _unpadded(grad: Array, padding: tuple[int, int]) -> Array:
+    ph, pw = padding
+    return grad[:, :, ph : grad.shape[2] - ph, pw : grad.shape[3] - pw]
+
+
+class _Windowed(Layer, abstract=True):
+    """What a convolution and a pooling layer share: kernel, stride, padding and the output size."""
+
+    def __init__(
+        self, kernel_size: int | Sequence[int], stride: int | Sequence[int], padding: int | Sequence[int]
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, f"{type(self).__name__} kernel_size", 1)
+        self.stride = _pair(stride, f"{type(self).__name__} stride", 1)
+        self.padding = _pair(padding, f"{type(self).__name__} padding", 0)
+
+    def spatial_output(self, height: int, width: int) -> tuple[int, int]:
+        r""":math:`H_o = \lfloor (H + 2 p_h - k_h) / s_h \rfloor + 1`, likewise :math:`W_o`; ``ValueError`` if < 1."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if height + 2 * ph < kh or width + 2 * pw < kw:
+            raise ValueError(f"{self!r} needs images of at least {kh - 2 * ph}x{kw - 2 * pw}, got {height}x{width}")
+        return (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+
+    def _check_input(self, input_shape: Sequence[int], channels: int | None) -> tuple[int, int, int]:
+        shape = tuple(input_shape)
+        if len(shape) != 3 or (channels is not None and shape[0] != channels):
+            want = f"({channels}, H, W)" if channels is not None else "(C, H, W)"
+            raise ValueError(f"{self!r} takes samples of shape {want}, got {shape}")
+        return shape[0], *self.spatial_output(shape[1], shape[2])
+
+    def _window_config(self) -> dict[str, Any]:
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+
+
+class Conv2D(_Windowed):
+    r"""Two-dimensional convolution (cross-correlation, as in PyTorch) with zero padding.
+
+    Input :math:`X` of shape :math:`(m, C, H, W)`, weights :math:`W` of shape
+    :math:`(O, C, k_h, k_w)` (PyTorch's layout), output :math:`Z` of shape :math:`(m, O, H_o, W_o)`:
+
+    .. math:: Z_{n,o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}\, X^{pad}_{n,c,\,s_h i + p,\,s_w j + q}
+
+    computed as one matrix product (im2col): the windows of :math:`X^{pad}` (:func:`windows`)
+    copied into the matrix :math:`P` of shape :math:`(m H_o W_o, C k_h k_w)`, one row per
+    output position, so that :math:`Z = P\, W_{mat}^\top + \mathbf 1 b` with
+    :math:`W_{mat}` the :math:`(O, C k_h k_w)` reshape of :math:`W`.  Backward, given
+    :math:`G = \partial L/\partial Z` as the matrix :math:`G_{mat}` of shape :math:`(m H_o W_o, O)`:
+
+    .. math::
+        \frac{\partial L}{\partial W_{mat}} = G_{mat}^\top P,\quad
+        \frac{\partial L}{\partial b} = \mathbf 1^\top G_{mat},\quad
+        \frac{\partial L}{\partial P} = G_{mat} W_{mat}
+
+    and :math:`\partial L/\partial X` is :math:`\partial L/\partial P` added back to the
+    positions each row came from (col2im, :func:`window_sums`), the padding cropped.
+    ``P`` is the largest temporary of a training step: :math:`m H_o W_o C k_h k_w`
+    numbers, kept from forward to backward.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        :math:`C` and :math:`O`.
+    kernel_size, stride, padding : int or pair of int
+        :math:`(k_h, k_w)`, :math:`(s_h, s_w)` (default 1) and the zeros added on each
+        side, :math:`(p_h, p_w)` (default 0).
+    init : str
+        Initialiser of :mod:`ml_math_nn.init`, drawn with fan-in :math:`C k_h k_w` and
+        fan-out :math:`O`.
+    rng : numpy.random.Generator, optional
+        Source of the initial weights; without one they start at zero.
+    dtype : numpy dtype
+        Floating type of the parameters.
+    bias : bool
+        Whether to add :math:`b` (not before :class:`BatchNorm`, which cancels it).
+    """
+
+    weight_names = ("W",)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        init: str = "he_normal",
+        rng: np.random.Generator | None = None,
+        dtype: np.dtype[Any] | type = np.float32,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"Conv2D channels must be >= 1, got in={in_channels}, out={out_channels}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.init, self.bias = init, bool(bias)
+        draw = initializers.get(init)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        if rng is None:
+            weights = np.zeros(shape, dtype=dtype)
+        else:  # drawn as the (fan_in, O) matrix W_mat^T
+            weights = np.ascontiguousarray(draw(fan_in, self.out_channels, rng).T.reshape(shape), dtype=dtype)
+        self.params = {"W": weights}
+        if self.bias:
+            self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._cache: tuple[Array, tuple[int, ...]] | None = None  # P, the padded input's shape
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{self!r} takes batches of shape (m, {self.in_channels}, H, W), got {x.shape}")
+        m = x.shape[0]
+        h_out, w_out = self.spatial_output(x.shape[2], x.shape[3])
+        xp = _padded(x, self.padding)
+        win = windows(xp, self.kernel_size, self.stride)  # (m, C, Ho, Wo, kh, kw), a view
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(m * h_out * w_out, -1)  # P: the one copy
+        self._cache = (cols, xp.shape)
+        z = cols @ self.params["W"].reshape(self.out_channels, -1).T
+        if self.bias:
+            z += self.params["b"]
+        # rows (n, i, j) x columns o -> (m, O, Ho, Wo), a transposed view of the product
+        return z.reshape(m, h_out, w_out, self.out_channels).transpose(0, 3, 1, 2)
+
+    def _grad_matrix(self, grad: Array) -> Array:
+        return grad.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)
+
+    def param_grads(self, grad: Array) -> None:
+        r"""Store :math:`G_{mat}^\top P` and :math:`\mathbf 1^\top G_{mat}` only (a network's first layer)."""
+        if self._cache is None:
+            raise RuntimeError("Conv2D.backward called before forward")
+        cols = self._cache[0]
+        g = self._grad_matrix(grad)
+        np.matmul(g.T, cols, out=self.grads["W"].reshape(self.out_channels, -1))
+        if self.bias:
+            g.sum(axis=0, out=self.grads["b"])
+
+    def backward(self, grad: Array) -> Array:
+        self.param_grads(grad)
+        assert self._cache is not None
+        padded_shape = self._cache[1]
+        m, h_out, w_out = grad.shape[0], grad.shape[2], grad.shape[3]
+        d_cols = self._grad_matrix(grad) @ self.params["W"].reshape(self.out_channels, -1)
+        d_win = d_cols.reshape(m, h_out, w_out, self.in_channels, *self.kernel_size).transpose(0, 3, 1, 2, 4, 5)
+        return _unpadded(window_sums(d_win, padded_shape, self.stride), self.padding)
+
+    def config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "Conv2D",
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            **self._window_config(),
+            "init": self.init,
+        }
+        if not self.bias:
+            out["bias"] = False
+        return out
+
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        _, h_out, w_out = self._check_input(input_shape, self.in_channels)
+        return (self.out_channels, h_out, w_out)
+
+    def unit_weights(self) -> Array:
+        """The filters, shape :math:`(O, C, k_h, k_w)`: one per output channel."""
+        return self.params["W"]
+
+    def multiply_adds(self, input_shape: Sequence[int]) -> int:
+        r""":math:`H_o W_o \cdot O \cdot C k_h k_w` per sample (the product :math:`P W_{mat}^\top`)."""
+        _, h_out, w_out = self.output_shape(input_shape)
+        return h_out * w_out * self.out_channels * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+
+class _Pool(_Windowed, abstract=True):
+    """A pooling layer: each channel's windows reduced to one value, channels kept."""
+
+    pad_value: ClassVar[float] = 0.0
+
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0,
+    ) -> None:
+        super().__init__(kernel_size, kernel_size if stride is None else stride, padding)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ValueError(f"{type(self).__name__} padding must be at most half the kernel size, got {padding!r}")
+        self._shape: tuple[int, ...] | None = None  # of the padded input
+
+    def _windows(self, x: Array) -> Array:
+        if x.ndim != 4:
+            raise ValueError(f"{self!r} takes batches of shape (m, C, H, W), got {x.shape}")
+        self.spatial_output(x.shape[2], x.shape[3])
+        xp = _padded(x, self.padding, self.pad_value)
+        self._shape = xp.shape
+        return windows(xp, self.kernel_size, self.stride)
+
+    def _scatter(self, d_win: Array) -> Array:
+        if self._shape is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return _unpadded(window_sums(d_win, self._shape, self.stride), self.padding)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, **self._window_config()}
+
+    def output_shape(self, input_shape: Sequence[int]) -> Shape:
+        return self._check_input(input_shape, None)
+
+
+class MaxPool2D(_Pool):
+    r"""Max pooling: each window of each channel gives its largest entry.
+
+    .. math:: A_{n,c,i,j} = \max_{p,q} X^{pad}_{n,c,\,s_h i + p,\,s_w j + q}
+
+    Backward routes each :math:`G_{n,c,i,j}` to the one entry that gave the maximum
+    (the index form of ``docs/math.md``); overlapping windows that share a maximum add
+    their gradients there.  **Ties** go to the first maximal entry of the window in row-major
+    order (smallest :math:`p`, then smallest :math:`q`), as PyTorch's CPU kernel does, so
+    the gradient is a valid subgradient.  Padding (at most half the kernel) is
+    :math:`-\infty`, which is never the maximum.
+
+    Parameters
+    ----------
+    kernel_size : int or pair of int
+        :math:`(k_h, k_w)`.
+    stride : int or pair of int, optional
+        :math:`(s_h, s_w)`; default the kernel size (windows side by side).
+    padding : int or pair of int
+        :math:`(p_h, p_w)`, at most half the kernel size.
+    """
+
+    pad_value = -np.inf
+
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self._argmax: NDArray[np.intp] | None = None
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        win = self._windows(x)
+        flat = win.reshape(*win.shape[:4], -1)  # a copy: (m, C, Ho, Wo, kh kw)
+        self._argmax = flat.argmax(axis=-1)[..., None]  # the first maximum of each window
+        return np.take_along_axis(flat, self._argmax, axis=-1)[..., 0]
+
+    def backward(self, grad: Array) -> Array:
+        if self._argmax is None:
+            raise RuntimeError("MaxPool2D.backward called before forward")
+        kh, kw = self.kernel_size
+        d_flat = np.zeros((*grad.shape, kh * kw), dtype=grad.dtype)
+        np.put_along_axis(d_flat, self._argmax, grad[..., None], axis=-1)
+        return self._scatter(d_flat.reshape(*grad.shape, kh, kw))
+
+
+class AvgPool2D(_Pool):
+    r"""Average pooling: each window of each channel gives its mean.
+
+    .. math:: A_{n,c,i,j} = \frac{1}{k_h k_w} \sum_{p,q} X^{pad}_{n,c,\,s_h i + p,\,s_w j + q},\qquad
+              \frac{\partial L}{\partial X^{pad}_{n,c,y,x}} = \frac{1}{k_h k_w}
+              \sum_{(i,j) \ni (y,x)} G_{n,c,i,j}
+
+    Zero padding counts in the mean (PyTorch's ``count_include_pad=True``, its default).
+
+    Parameters
+    ----------
+    kernel_size : int or pair of int
+        :math:`(k_h, k_w)`.
+    stride : int or pair of int, optional
+        :math:`(s_h, s_w)`; default the kernel size.
+    padding : int or pair of int
+        :math:`(p_h, p_w)` zeros on each side, at most half the kernel size.
+    """
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        out: Array = self._windows(x).mean(axis=(-2, -1))
+        return out
+
+    def backward(self, grad: Array) -> Array:
+        kh, kw = self.kernel_size
+        share = grad * grad.dtype.type(1.0 / (kh * kw))
+        return self._scatter(np.broadcast_to(share[..., None, None], (*grad.shape, kh, kw)))
