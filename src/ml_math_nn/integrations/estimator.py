@@ -433,6 +433,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         }
         save_model(directory, Model(self.network_, [str(c) for c in self.classes_], None, meta))
 
+    def to_onnx(self, path: str | Path) -> Path:
+        """Write the fitted model as an ONNX file (:mod:`ml_math_nn.integrations.onnx_export`).
+
+        The graph takes the rows of ``X`` as :meth:`predict` does (unscaled) and gives
+        ``label`` (one of ``classes_``) and ``probabilities``; needs the onnx package.
+        """
+        from .onnx_export import save_onnx
+
+        check_is_fitted(self)
+        return save_onnx(Model(self.network_, [str(c) for c in self.classes_]), path, self.classes_)
+
     @classmethod
     def load(cls, directory: str | Path) -> MLPClassifier:
         """The estimator saved by :meth:`save` in ``directory``, ready to predict.

@@ -147,6 +147,13 @@ def _predict_arguments(predict: argparse.ArgumentParser) -> None:
     predict.set_defaults(handler=_predict)
 
 
+def _export_arguments(export: argparse.ArgumentParser) -> None:
+    export.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory holding model.npz/json")
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default: %(default)s)")
+    export.add_argument("--output", required=True, metavar="FILE", help="file to write, e.g. model.onnx")
+    export.set_defaults(handler=_export)
+
+
 def _report_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by train")
     report.add_argument(
@@ -192,6 +199,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]]
     "train": ("train a network and write a run directory", _train_arguments, True),
     "evaluate": ("loss and accuracy of a saved model", _evaluate_arguments, True),
     "predict": ("classes and class probabilities of feature rows", _predict_arguments, True),
+    "export": ("write a model as an ONNX file that runs without this library", _export_arguments, True),
     "report": ("one self-contained HTML page of a run, or comparing several runs", _report_arguments, True),
     "gradcheck": (
         "check backprop against finite differences on the network train would build",
@@ -323,6 +331,19 @@ def _predict(args: argparse.Namespace) -> int:
         atomic_write(Path(args.output), lambda f: f.write(buf.getvalue().encode()))
     else:
         sys.stdout.write(buf.getvalue())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..integrations.onnx_export import save_onnx
+    from .persistence import load_model
+
+    model = load_model(args.model)
+    try:
+        path = save_onnx(model, args.output)
+    except ImportError as e:  # the onnx package, an optional dependency
+        raise UsageError(str(e)) from None
+    print(f"{args.format} model written to {path}")
     return 0
 
 

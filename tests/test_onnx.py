@@ -1,0 +1,244 @@
+"""ONNX export: every layer type, every head and the shipped configs, checked by ONNX's own
+checker and run by ONNX Runtime (CPU) and by ONNX's reference evaluator, against what the
+library itself predicts on the same raw features (``ml-math-nn predict`` for the runs)."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import fashion_mnist_missing
+from ml_math_nn import __version__
+from ml_math_nn.data.datasets import Standardizer
+from ml_math_nn.data.readers import DataError
+from ml_math_nn.integrations.onnx_export import LayerExport, to_onnx
+from ml_math_nn.layers import Activation, BatchNorm, Dense, Layer, ReLU
+from ml_math_nn.losses import Loss, MeanSquaredError, SigmoidCrossEntropy
+from ml_math_nn.network import Network, build_mlp
+from ml_math_nn.runs.builders import load_configured_dataset
+from ml_math_nn.runs.cli import main
+from ml_math_nn.runs.options import TrainConfig, read_toml
+from ml_math_nn.runs.persistence import Model, load_model
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+TOL = 1e-5
+
+
+def _module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI installs {name} (the test extra) for the ONNX export checks")
+        pytest.skip(f"{name} not installed: the ONNX checks need pip install -e '.[test]'")
+
+
+@pytest.fixture(scope="module")
+def onnx() -> ModuleType:
+    module = _module("onnx")
+    importlib.import_module("onnx.reference")
+    return module
+
+
+@pytest.fixture(scope="module")
+def ort() -> ModuleType:
+    return _module("onnxruntime")
+
+
+def run_both(onnx: ModuleType, ort: ModuleType, proto: Any, X: np.ndarray) -> list[list[np.ndarray]]:
+    """The outputs of ONNX Runtime (CPU) and of the reference evaluator on ``X``, after the full check."""
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [session.run(None, {"X": X}), onnx.reference.ReferenceEvaluator(proto).run(None, {"X": X})]
+
+
+def assert_classifier_matches(
+    outputs: Sequence[Sequence[np.ndarray]], labels: np.ndarray, probabilities: np.ndarray
+) -> None:
+    for label, proba in outputs:
+        assert proba.dtype == np.float32 and proba.shape == probabilities.shape
+        np.testing.assert_allclose(proba, probabilities, rtol=0, atol=TOL)
+        np.testing.assert_array_equal(label, labels)
+
+
+def randomise_batch_norm(network: Network, rng: np.random.Generator) -> None:
+    """Running statistics and scales away from their initial 0, 1, so that getting them wrong shows."""
+    for layer in network.layers:
+        if isinstance(layer, BatchNorm):
+            n = layer.n_features
+            layer.buffers["running_mean"][...] = rng.normal(size=n)
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, size=n)
+            layer.params["gamma"][...] = rng.uniform(0.5, 2.0, size=n)
+            layer.params["beta"][...] = rng.normal(size=n)
+
+
+def raw_features(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
+    return (rng.normal(size=(m, n)) * 4.0 + 3.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("batch_norm", ["none", "folded", "node"])
+@pytest.mark.parametrize("activation", list(Activation.options))
+def test_every_activation_and_batch_norm_exports(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator, activation: str, batch_norm: str
+) -> None:
+    network = build_mlp(6, [9, 7], 4, rng, activation, batch_norm=batch_norm != "none", dropout=0.3)
+    randomise_batch_norm(network, rng)
+    X = raw_features(rng, 40, 6)
+    model = Model(network, ["a", "b", "c", "d"], Standardizer.fit(X))
+    proto = to_onnx(model, fold=batch_norm == "folded")
+    ops = {node.op_type for node in proto.graph.node}
+    assert ("BatchNormalization" in ops) == (batch_norm == "node")
+    assert "Dropout" not in ops
+    probabilities = network.predict_proba(model.transform(X))
+    labels = np.array(model.class_names, dtype=object)[probabilities.argmax(axis=1)]
+    assert_classifier_matches(run_both(onnx, ort, proto, X), labels, probabilities)
+
+
+def test_gelu_is_its_formula_in_erf_or_tanh(onnx: ModuleType, rng: np.random.Generator) -> None:
+    for activation, op in [("gelu", "Erf"), ("gelu_tanh", "Tanh")]:
+        model = Model(build_mlp(3, [4], 2, rng, activation), ["x", "y"])
+        assert op in {node.op_type for node in to_onnx(model).graph.node}
+
+
+def test_the_batch_is_dynamic_and_the_metadata_says_what_the_model_is(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator
+) -> None:
+    network = build_mlp(5, [8], 3, rng)
+    model = Model(network, ["cat", "dog", "eel"], Standardizer.fit(raw_features(rng, 20, 5)))
+    proto = to_onnx(model)
+    (x,) = proto.graph.input
+    assert x.name == "X" and [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim] == ["batch", 5]
+    assert [o.name for o in proto.graph.output] == ["label", "probabilities"]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["class_names"]) == ["cat", "dog", "eel"]
+    assert meta["library"] == "ml-math-nn" and meta["library_version"] == __version__
+    assert meta["head"] == "softmax_cross_entropy"
+    assert proto.producer_name == "ml-math-nn" and proto.producer_version == __version__
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for m in (1, 2, 33):
+        X = raw_features(rng, m, 5)
+        label, proba = session.run(None, {"X": X})
+        assert label.shape == (m,) and proba.shape == (m, 3)
+        np.testing.assert_allclose(proba, network.predict_proba(model.transform(X)), rtol=0, atol=TOL)
+
+
+def test_multi_label_gives_independent_probabilities_and_regression_values(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator
+) -> None:
+    X = raw_features(rng, 30, 4)
+    scaler = Standardizer.fit(X)
+    multi = build_mlp(4, [8], 3, rng, "tanh", loss=SigmoidCrossEntropy())
+    model = Model(multi, ["red", "green", "blue"], scaler)
+    proto = to_onnx(model)
+    assert {p.key: p.value for p in proto.metadata_props}["head"] == "sigmoid_cross_entropy"
+    for labels, proba in run_both(onnx, ort, proto, X):
+        np.testing.assert_allclose(proba, multi.predict_proba(scaler.transform(X)), rtol=0, atol=TOL)
+        assert labels.dtype == np.int8
+        np.testing.assert_array_equal(labels, multi.predict(scaler.transform(X)))
+
+    regressor = build_mlp(4, [8], 2, rng, "elu", loss=MeanSquaredError())
+    proto = to_onnx(Model(regressor, ["y0", "y1"], scaler))
+    assert [o.name for o in proto.graph.output] == ["values"]
+    for (values,) in run_both(onnx, ort, proto, X):
+        np.testing.assert_allclose(values, regressor.predict(scaler.transform(X)), rtol=1e-5, atol=TOL)
+
+
+def test_a_float64_model_runs_in_float32(onnx: ModuleType, ort: ModuleType, rng: np.random.Generator) -> None:
+    network = build_mlp(5, [8], 3, rng, "gelu", np.float64, batch_norm=True)
+    randomise_batch_norm(network, rng)
+    X = raw_features(rng, 25, 5)
+    model = Model(network, ["p", "q", "r"], Standardizer.fit(X, np.float64))
+    probabilities = network.predict_proba(model.transform(X))
+    labels = np.array(model.class_names, dtype=object)[probabilities.argmax(axis=1)]
+    assert_classifier_matches(run_both(onnx, ort, to_onnx(model), X), labels, probabilities)
+
+
+class Doubling(Layer, abstract=True):  # abstract: kept out of the library's registry of layer types
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return 2 * x
+
+
+class Unnamed(Loss):
+    pass
+
+
+def test_every_layer_type_of_the_library_has_a_converter() -> None:
+    """By its own name or, as ``GELUTanh`` (saved as a ``GELU``), by the class it specialises."""
+    missing = [
+        n for n, cls in Layer.registry.items() if not any(c.__name__ in LayerExport.registry for c in cls.__mro__)
+    ]
+    assert missing == []
+
+
+def test_an_unsupported_layer_or_head_is_a_one_line_error_naming_it(onnx: ModuleType, rng: np.random.Generator) -> None:
+    network = Network([Dense(3, 4, rng=rng), Doubling(), ReLU(), Dense(4, 2, rng=rng)])
+    with pytest.raises(
+        ValueError,
+        match=r"^cannot export layer 1, Doubling\(\), to ONNX: no converter for layer type "
+        r"'Doubling' \(exportable: Dense, .*\)$",
+    ):
+        to_onnx(Model(network, ["a", "b"]))
+    with pytest.raises(ValueError, match=r"^cannot export to ONNX: no converter for the '' head$"):
+        to_onnx(Model(Network([Dense(3, 2, rng=rng)], loss=Unnamed()), ["a", "b"]))
+
+
+def test_the_estimator_exports_with_its_own_labels(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_digits
+
+    from ml_math_nn import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300].astype(np.float32), y[:300] * 10 + 5  # integer labels that are not indices
+    est = MLPClassifier((16,), max_iter=2, random_state=0).fit(X, y)
+    path = tmp_path / "est.onnx"
+    est.to_onnx(path)
+    outputs = run_both(onnx, ort, onnx.load(str(path)), X)
+    assert_classifier_matches(outputs, est.predict(X), est.predict_proba(X))
+    assert outputs[0][0].dtype == np.int64
+
+
+def predict_csv(run: Path, X: np.ndarray, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The classes and probabilities that ``ml-math-nn predict`` writes for the rows of ``X``."""
+    np.savez(tmp_path / "rows.npz", X=X)
+    assert main(["predict", "--model", str(run), "--input", str(tmp_path / "rows.npz"), "--output",
+                 str(tmp_path / "pred.csv")]) == 0  # fmt: skip
+    with open(tmp_path / "pred.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    body = rows[1:]
+    return np.array([r[1] for r in body], dtype=object), np.array([[float(v) for v in r[2:]] for r in body])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_the_shipped_configs_export_and_agree_with_predict(
+    onnx: ModuleType, ort: ModuleType, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trained briefly (1 epoch, Fashion-MNIST on 2,000 training images), exported with the
+    command line, run on the whole test set."""
+    settings = TrainConfig.from_mapping(read_toml(config), str(config))
+    brief = ["--epochs", "1"] + (["--subset", "2000"] if settings.dataset == "fashion-mnist" else [])
+    try:
+        X = load_configured_dataset(settings).X_test  # the raw test features, as predict reads them
+    except DataError as e:
+        fashion_mnist_missing(e)
+    run, onnx_file = tmp_path / "run", tmp_path / "model.onnx"
+    assert main(["train", "--config", str(config), *brief, "--quiet", "--out", str(run)]) == 0
+    assert main(["export", "--model", str(run), "--format", "onnx", "--output", str(onnx_file)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"onnx model written to {onnx_file}"
+
+    model = load_model(run)
+    probabilities = model.network.predict_proba(model.transform(X))
+    classes, printed = predict_csv(run, X, tmp_path)
+    np.testing.assert_allclose(printed, probabilities, rtol=1e-5, atol=1e-6)  # printed with 6 digits
+    outputs = run_both(onnx, ort, onnx.load(str(onnx_file)), X.astype(np.float32))
+    assert_classifier_matches(outputs, classes, probabilities)
