@@ -21,7 +21,20 @@ from ml_math_nn import __version__
 from ml_math_nn.data.datasets import Standardizer
 from ml_math_nn.data.readers import DataError
 from ml_math_nn.integrations.onnx_export import LayerExport, to_onnx
-from ml_math_nn.layers import Activation, BatchNorm, Dense, Layer, ReLU
+from ml_math_nn.layers import (
+    GELU,
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+)
 from ml_math_nn.losses import Loss, MeanSquaredError, SigmoidCrossEntropy
 from ml_math_nn.network import Network, build_mlp
 from ml_math_nn.runs.builders import load_configured_dataset
@@ -98,6 +111,45 @@ def test_every_activation_and_batch_norm_exports(
     ops = {node.op_type for node in proto.graph.node}
     assert ("BatchNormalization" in ops) == (batch_norm == "node")
     assert "Dropout" not in ops
+    probabilities = network.predict_proba(model.transform(X))
+    labels = np.array(model.class_names, dtype=object)[probabilities.argmax(axis=1)]
+    assert_classifier_matches(run_both(onnx, ort, proto, X), labels, probabilities)
+
+
+def conv_network(rng: np.random.Generator) -> Network:
+    """Every image layer, with odd strides, paddings and kernels, batch norm per channel after
+    a convolution (foldable) and right after the reshape (never foldable)."""
+    return Network(
+        [
+            Reshape((1, 8, 8)),
+            BatchNorm(1),
+            Conv2D(1, 4, 3, padding=1, rng=rng),
+            BatchNorm(4),
+            ReLU(),
+            MaxPool2D(3, stride=2, padding=1),  # (4, 4, 4)
+            Conv2D(4, 3, (3, 2), stride=(2, 1), padding=(1, 0), rng=rng, bias=False),  # (3, 2, 3)
+            BatchNorm(3),
+            GELU(),
+            AvgPool2D(2, stride=1, padding=1),  # (3, 3, 4), the zero padding counted
+            Dropout(0.5),
+            Flatten(),
+            Dense(36, 5, rng=rng),
+        ]
+    )
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_convolution_pooling_and_per_channel_batch_norm_export(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator, fold: bool
+) -> None:
+    network = conv_network(rng)
+    randomise_batch_norm(network, rng)
+    X = raw_features(rng, 30, 64)
+    model = Model(network, list("abcde"), Standardizer.fit(X, per_feature=False))
+    proto = to_onnx(model, fold=fold)
+    ops = [node.op_type for node in proto.graph.node]
+    assert ops.count("BatchNormalization") == (1 if fold else 3)  # the one after Reshape is never folded
+    assert {"Conv", "MaxPool", "AveragePool", "Flatten", "Reshape"} <= set(ops)
     probabilities = network.predict_proba(model.transform(X))
     labels = np.array(model.class_names, dtype=object)[probabilities.argmax(axis=1)]
     assert_classifier_matches(run_both(onnx, ort, proto, X), labels, probabilities)
