@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,7 +25,14 @@ from ml_math_nn.runs.training import run_training
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE_FIGURES = ["samples.png", "misclassified.png", "first_layer_weights.png"]
-ALWAYS = ["loss.png", "accuracy.png", "confusion_matrix.png", "confusion_matrix.csv", "per_class_metrics.csv"]
+ALWAYS = [
+    "loss.png",
+    "accuracy.png",
+    "learning_rate.png",
+    "confusion_matrix.png",
+    "confusion_matrix.csv",
+    "per_class_metrics.csv",
+]
 
 
 @dataclass
@@ -51,6 +59,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> FakeRun:
     return short_run(tmp_path_factory.mktemp("run"))
 
 
+def png_dpi(png: bytes) -> float:
+    """The resolution a PNG's pHYs chunk records, in dots per inch."""
+    at = png.index(b"pHYs")
+    x, y, unit = struct.unpack(">IIB", png[at + 4 : at + 13])
+    assert unit == 1 and x == y, "pixels per metre, square"
+    return round(x * 0.0254)
+
+
 def read_csv(path: Path) -> list[list[str]]:
     with open(path, newline="") as f:
         return list(csv.reader(f))
@@ -72,7 +88,9 @@ def test_each_png_has_its_size_and_is_not_blank(run: FakeRun, name: str) -> None
         assert pixels.shape[0] <= round(height * plots.DPI)
     else:
         assert pixels.shape[0] == round(height * plots.DPI)
-    assert pixels.shape[1] <= 1200 and pixels.shape[0] <= 800, "fits a laptop screen"
+    assert width <= 12 and height <= 8, "fits a laptop screen at 100 px per inch"
+    assert plots.DPI >= 150, "sharp on high-resolution screens"
+    assert png_dpi(path.read_bytes()) == plots.DPI, "the PNG says its resolution"
     gray = pixels[..., :3].mean(axis=2)
     assert (gray < 0.5).mean() > 0.005, "some dark ink (text, lines, images)"
     assert gray.std() > 0.05 and len(np.unique(np.round(gray, 2))) > 20, "more than a few flat tones"
@@ -113,7 +131,8 @@ def test_per_class_csv_matches_the_predictions(run: FakeRun) -> None:
 
 def test_tabular_data_gets_no_image_figures(run: FakeRun, tmp_path: Path) -> None:
     tabular = replace(run.dataset, image_shape=None)
-    written = plots.write_run_figures(tmp_path, run.model, tabular, run.X_test, tabular.y_test, [])
+    history = [{"epoch": 1.0, "train_loss": 1.0, "test_loss": 1.0, "train_acc": 0.5, "test_acc": 0.5, "lr": 0.1}]
+    written = plots.write_run_figures(tmp_path, run.model, tabular, run.X_test, tabular.y_test, history)
     assert sorted(p.name for p in written) == sorted(ALWAYS)
 
 
@@ -127,15 +146,23 @@ def test_misclassified_shows_the_most_confident_mistakes_first() -> None:
     images = np.arange(5 * 4, dtype=np.float64).reshape(5, 4)
     y_true = np.array([0, 1, 2, 0, 1])
     y_pred = np.array([1, 1, 0, 2, 0])  # rows 0, 2, 3, 4 are wrong
-    confidence = np.array([0.5, 0.99, 0.9, 0.7, 0.6])
-    fig = plots.misclassified_figure(images, y_true, y_pred, confidence, names, (2, 2))
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == [
-        "true: bird\npred: cat (90%)",
-        "true: cat\npred: bird (70%)",
-        "true: dog\npred: cat (60%)",
-        "true: cat\npred: dog (50%)",
+    proba = np.array([[0.4, 0.5, 0.1], [0, 0.99, 0.01], [0.9, 0, 0.1], [0.2, 0.1, 0.7], [0.6, 0.3, 0.1]])
+    fig = plots.misclassified_figure(images, y_true, y_pred, proba, names, (2, 2))
+    shown = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in shown] == [
+        "true: bird (10%)",
+        "true: cat (20%)",
+        "true: dog (30%)",
+        "true: cat (40%)",
     ]
+    assert [ax.get_xlabel() for ax in shown] == [
+        "pred: cat (90%)",
+        "pred: bird (70%)",
+        "pred: cat (60%)",
+        "pred: dog (50%)",
+    ]
+    assert {ax.title.get_color() for ax in shown} == {"black"}, "the true class is not an error: not red"
+    assert {ax.xaxis.label.get_color() for ax in shown} == {"firebrick"}
     assert "4 of 4 shown (of 5 tested)" in fig.get_suptitle()
 
 
@@ -144,7 +171,8 @@ def mistakes_figure(mistakes: int, n: int = 50) -> Figure:
     y_true, y_pred = np.zeros(n, dtype=np.intp), np.zeros(n, dtype=np.intp)
     y_pred[:mistakes] = 1
     images = np.random.default_rng(0).random((n, 4))
-    return plots.misclassified_figure(images, y_true, y_pred, np.linspace(1, 0.5, n), ["a", "b"], (2, 2))
+    p = np.linspace(1, 0.5, n)
+    return plots.misclassified_figure(images, y_true, y_pred, np.stack([1 - p, p], axis=1), ["a", "b"], (2, 2))
 
 
 def cell_height_inches(fig: Figure) -> float:
@@ -175,7 +203,7 @@ def test_no_mistakes_draws_a_message_one_row_tall() -> None:
 def test_first_layer_units_are_named_by_class_without_hidden_layers() -> None:
     weights = np.linspace(-1, 1, 4 * 3).reshape(4, 3)
     fig = plots.first_layer_figure(weights, (2, 2), ["a", "b", "c"])
-    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["a", "b", "c"]
+    assert [ax.get_title().split()[0] for ax in fig.axes if ax.get_title()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match=r"first layer has 4 inputs, which is not an image of shape \(3, 3\)"):
         plots.first_layer_figure(weights, (3, 3))
 
@@ -186,7 +214,13 @@ def test_curves_have_one_labelled_line_per_split() -> None:
         {"epoch": 2.0, "train_loss": 1.0, "val_loss": 1.1, "test_loss": 1.2},
     ]
     ax = plots.curves_figure(history, "loss", "t", "nats").axes[0]
-    assert [line.get_label() for line in ax.get_lines()] == ["train", "val", "test"]
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == [
+        "train",
+        "validation (guided the choices)",
+        "test (held out, only measured)",
+        "kept: epoch 2 (1.1000)",
+    ]
     assert ax.get_xlabel().startswith("epoch") and ax.get_ylabel() == "nats"
     overlaid = plots.comparison_curves_figure({"a": history, "b": history[:1]}, "loss", "t", "nats").axes[0]
     labels = [line.get_label() for line in overlaid.get_lines()]

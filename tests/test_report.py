@@ -76,20 +76,21 @@ def test_single_run_report(runs: list[FakeRun], tmp_path: Path) -> None:
     assert_self_contained(page, html)
 
     pngs = {p.name: p.read_bytes() for p in run.out.glob("*.png")}
-    assert len(pngs) == 6
+    assert len(pngs) == 7
     embedded = [base64.b64decode(src.split(",", 1)[1], validate=True) for src in page.images]
     assert sorted(embedded) == sorted(pngs.values()), "every figure of the run, byte for byte"
 
     summary = json.loads((run.out / "summary.json").read_text())
+    text = " ".join(page.text)
     for metric in ("test_acc", "test_loss", "train_acc", "train_loss"):
-        assert page.row(metric)[1] == [metric, f"{summary['final'][metric]:.4g}"]
-    for fact in ("load_time_s", "train_time_s"):
-        assert page.row(fact)[1] == [fact, f"{summary[fact]:.4g}"]
+        assert f"{summary['final'][metric]:.4f}" in text, "headline metrics, four decimals"
+    assert page.row("started")[1] == ["started", summary["started"]]
+    assert page.row("training")[1][1].endswith(" s")
     assert page.row("hidden")[1] == ["hidden", "[16]"]
-    assert page.row("lr")[1] == ["lr", "0.1"]
+    assert page.row("lr")[1] == ["lr", "0.1"], "options as given"
     per_class = (run.out / "per_class_metrics.csv").read_text().splitlines()
     first = per_class[1].split(",")
-    assert page.row(first[0])[1] == [first[0], *(f"{float(v):.4g}" for v in first[1:4]), first[4]]
+    assert page.row(first[0])[1] == [first[0], *(f"{float(v):.4f}" for v in first[1:4]), first[4]]
 
 
 def test_comparison_report(runs: list[FakeRun], tmp_path: Path) -> None:
@@ -99,13 +100,13 @@ def test_comparison_report(runs: list[FakeRun], tmp_path: Path) -> None:
     page = Page(html)
     assert_self_contained(page, html)
     assert "Comparison of 2 runs" in "".join(page.text)
-    # Two overlaid curve figures, then each run's six figures.
-    assert len(page.images) == 2 + 6 + 6
+    # Two overlaid curve figures, then each run's seven figures.
+    assert len(page.images) == 2 + 7 + 7
 
     assert page.rows[0][1] == ["metric", "wide", "linear"]
     finals = [json.loads((r.out / "summary.json").read_text())["final"] for r in runs]
     cells = page.row("test_acc")[1]
-    assert cells == ["test_acc", *(f"{f['test_acc']:.4g}" for f in finals)]
+    assert cells == ["test_acc", *(f"{f['test_acc']:.4f}" for f in finals)]
 
     assert page.row("hidden") == ("diff", ["hidden", "[16]", "[]"])
     assert page.row("epochs") == ("diff", ["epochs", "2", "3"])
@@ -118,7 +119,7 @@ def test_comparison_report(runs: list[FakeRun], tmp_path: Path) -> None:
 def test_best_metric_is_marked(runs: list[FakeRun], tmp_path: Path) -> None:
     html = write_report([r.out for r in runs], tmp_path / "c.html").read_text()
     finals = [json.loads((r.out / "summary.json").read_text())["final"]["test_loss"] for r in runs]
-    best = f"{min(finals):.4g}"
+    best = f"{min(finals):.4f}"
     assert f'<td class="best">{best}</td>' in html
 
 
@@ -165,9 +166,9 @@ def test_train_with_report_writes_the_page_at_the_end(tmp_path: Path, capsys: py
     html = (out / "report.html").read_text(encoding="utf-8")
     page = Page(html)
     assert_self_contained(page, html)
-    assert len(page.images) == len(list(out.glob("*.png"))) == 6
+    assert len(page.images) == len(list(out.glob("*.png"))) == 7
     final = json.loads((out / "summary.json").read_text())["final"]
-    assert page.row("test_acc")[1] == ["test_acc", f"{final['test_acc']:.4g}"]
+    assert f"{final['test_acc']:.4f}" in " ".join(page.text)
     assert main([*args[:-3], "--out", str(tmp_path / "plain")]) == 0
     assert not (tmp_path / "plain" / "report.html").exists(), "no report unless asked"
     assert "report written" not in capsys.readouterr().out

@@ -4,9 +4,9 @@ matplotlib is used through its object-oriented API with the non-interactive Agg
 canvas, so plotting never needs a display and never touches global pyplot state.
 
 Every figure has a fixed size in inches, listed in :data:`FIGURE_SIZES`, and is saved at
-:data:`DPI` without tight cropping, so each PNG has a known pixel size (at most 1200 x 800,
-which fits a laptop screen); only ``misclassified.png`` is shorter when it shows fewer
-rows of mistakes.  :func:`write_run_figures` writes the whole set for a run.
+:data:`DPI` (150, sharp on high-resolution screens; the PNG records it) without tight
+cropping, so each PNG has a known pixel size; only ``misclassified.png`` is shorter when
+it shows fewer rows of mistakes.  :func:`write_run_figures` writes the whole set for a run.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from ..runs.persistence import Model, atomic_write, write_text
 from ..train import EpochRecord
 
 SET_STYLES = {"train": "-", "val": "--", "test": ":"}
-DPI = 100
+DPI = 150
 FIGURE_SIZES: dict[str, tuple[float, float]] = {
     "loss.png": (6.4, 4.0),
     "accuracy.png": (6.4, 4.0),
+    "learning_rate.png": (6.4, 2.4),
     "confusion_matrix.png": (12.0, 5.4),
     "misclassified.png": (12.0, 7.0),
     "first_layer_weights.png": (12.0, 6.4),
@@ -51,10 +52,12 @@ SAMPLES_PER_CLASS = 10
 MAX_SAMPLE_CLASSES = 10
 MAX_ANNOTATED_CLASSES = 20  # beyond this, numbers in the confusion-matrix cells are unreadable
 IMAGE_CMAP = "gray_r"  # ink dark on white, as on paper
+BORDER_COLOR = "#8c8c8c"  # between the images of a grid: neither the background (white) nor ink (black)
 
 
 def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
-    """``fig`` rendered as PNG bytes (at ``dpi``, uncropped: pixel size = inches x ``dpi``)."""
+    """``fig`` rendered as PNG bytes (at ``dpi``, uncropped: pixel size = inches x ``dpi``;
+    the PNG's ``pHYs`` chunk records ``dpi``)."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -67,20 +70,51 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = DPI) -> None:
     atomic_write(path, lambda f: f.write(png))
 
 
-def _plot_curves(ax: Axes, history: Sequence[EpochRecord], metric: str, label: str = "", color: Any = None) -> None:
-    """Draw ``<split>_<metric>`` against the epoch for each split present, one line style per split."""
+SPLIT_LEGENDS = {
+    "train": "train",
+    "val": "validation (guided the choices)",
+    "test": "test (held out, only measured)",
+}
+"""What each split's curve is, in a single run's legend: the validation split is the one
+early stopping, a plateau schedule or a person tuning options may look at; the test split
+is never looked at by the run."""
+MARKED_EPOCHS = 30
+"""Curves of at most this many epochs mark each epoch's point."""
+
+
+def _plot_curves(
+    ax: Axes, history: Sequence[EpochRecord], metric: str, label: str = "", color: Any = None
+) -> list[str]:
+    """Draw ``<split>_<metric>`` against the epoch for each split present, one line style per
+    split; returns the splits drawn."""
     epochs = [r["epoch"] for r in history]
+    drawn = []
+    marker = "o" if len(history) <= MARKED_EPOCHS else None
     for split, style in SET_STYLES.items():
         key = f"{split}_{metric}"
         if history and key in history[0]:
-            name = f"{label} {split}" if label else split
-            ax.plot(epochs, [r[key] for r in history], style, marker="o", markersize=3, label=name, color=color)
+            name = f"{label} {split}" if label else SPLIT_LEGENDS[split]
+            ax.plot(epochs, [r[key] for r in history], style, marker=marker, markersize=3, label=name, color=color)
+            drawn.append(split)
+    return drawn
 
 
-def _finish_curves(fig: Figure, ax: Axes, title: str, ylabel: str) -> Figure:
+def _epoch_ticks(ax: Axes, last: float) -> None:
+    """Integer epoch ticks that always include the first and the last epoch."""
+    ticks = [t for t in MaxNLocator(nbins=8, integer=True).tick_values(1, last) if 1 <= t <= last]
+    if ticks and last - ticks[-1] < 0.08 * last:  # too close to the last one to keep both legible
+        ticks.pop()
+    ax.set_xticks(sorted({1.0, *ticks, float(last)}))
+    ax.set_xlim(0.5, last + 0.5)
+
+
+def _finish_curves(fig: Figure, ax: Axes, title: str, ylabel: str, last: float | None = None) -> Figure:
     ax.set_title(title)
     ax.set_xlabel("epoch (passes over the training set)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if last:
+        _epoch_ticks(ax, last)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if ax.lines:
@@ -88,12 +122,57 @@ def _finish_curves(fig: Figure, ax: Axes, title: str, ylabel: str) -> Figure:
     return fig
 
 
-def curves_figure(history: Sequence[EpochRecord], metric: str, title: str, ylabel: str) -> Figure:
-    """One line per data split (train, val, test) of ``<split>_<metric>`` against the epoch."""
+def kept_epoch(history: Sequence[EpochRecord], best_epoch: int | None = None) -> int | None:
+    """The epoch whose weights the run kept: ``best_epoch`` (early stopping's) if given, else the last."""
+    if not history:
+        return None
+    return int(best_epoch) if best_epoch else int(history[-1]["epoch"])
+
+
+def curves_figure(
+    history: Sequence[EpochRecord], metric: str, title: str, ylabel: str, best_epoch: int | None = None
+) -> Figure:
+    """One line per data split (train, val, test) of ``<split>_<metric>`` against the epoch,
+    with the epoch whose weights were kept (``best_epoch``, else the last) marked."""
     fig = Figure(figsize=FIGURE_SIZES["loss.png"], layout="constrained")
     ax = fig.add_subplot()
-    _plot_curves(ax, history, metric)
-    return _finish_curves(fig, ax, title, ylabel)
+    drawn = _plot_curves(ax, history, metric)
+    kept = kept_epoch(history, best_epoch)
+    if kept is not None and drawn:
+        guide = "val" if "val" in drawn else drawn[-1]
+        record = next((r for r in history if int(r["epoch"]) == kept), history[-1])
+        ax.axvline(kept, color="0.4", linewidth=0.8, linestyle="-.", zorder=0)
+        ax.plot(
+            [kept],
+            [record[f"{guide}_{metric}"]],
+            "*",
+            color="black",
+            markersize=11,
+            label=f"kept: epoch {kept} ({record[f'{guide}_{metric}']:.4f})",
+            zorder=5,
+        )
+    return _finish_curves(fig, ax, title, ylabel, float(history[-1]["epoch"]) if history else None)
+
+
+def learning_rate_figure(history: Sequence[EpochRecord]) -> Figure:
+    """The learning rate each epoch's updates used (the ``lr`` of each record), against the epoch."""
+    fig = Figure(figsize=FIGURE_SIZES["learning_rate.png"], layout="constrained")
+    ax = fig.add_subplot()
+    epochs = [r["epoch"] for r in history if "lr" in r]
+    rates = [r["lr"] for r in history if "lr" in r]
+    marker = "o" if len(epochs) <= MARKED_EPOCHS else None
+    ax.plot(epochs, rates, "-", marker=marker, markersize=3, color="C2")
+    if rates and min(rates) == max(rates):
+        ax.set_title(f"Learning rate per epoch: constant {rates[0]:g}")
+    else:
+        ax.set_title("Learning rate per epoch (the schedule)")
+    ax.set_ylabel("learning rate")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.set_xlabel("epoch")
+    if epochs:
+        _epoch_ticks(ax, epochs[-1])
+    return fig
 
 
 def comparison_curves_figure(
@@ -111,13 +190,17 @@ LOSS_LABELS = ("Cross-entropy loss per epoch", "mean cross-entropy (nats)")
 ACC_LABELS = ("Accuracy per epoch", "accuracy (fraction correct)")
 
 
-def plot_history(history: Sequence[EpochRecord], out_dir: str | Path) -> list[Path]:
-    """Write ``loss.png`` and ``accuracy.png`` into ``out_dir``; returns their paths."""
+def plot_history(history: Sequence[EpochRecord], out_dir: str | Path, best_epoch: int | None = None) -> list[Path]:
+    """Write ``loss.png``, ``accuracy.png`` and (when the records hold the rate)
+    ``learning_rate.png`` into ``out_dir``; returns their paths.  ``best_epoch`` is the
+    epoch whose weights were kept (default: the last)."""
     out_dir = Path(out_dir)
     figures = {
-        "loss.png": curves_figure(history, "loss", *LOSS_LABELS),
-        "accuracy.png": curves_figure(history, "acc", *ACC_LABELS),
+        "loss.png": curves_figure(history, "loss", *LOSS_LABELS, best_epoch=best_epoch),
+        "accuracy.png": curves_figure(history, "acc", *ACC_LABELS, best_epoch=best_epoch),
     }
+    if history and "lr" in history[0]:
+        figures["learning_rate.png"] = learning_rate_figure(history)
     for name, fig in figures.items():
         save_figure(fig, out_dir / name)
     return [out_dir / name for name in figures]
@@ -178,10 +261,16 @@ def confusion_csv(counts: NDArray[np.int64], class_names: Sequence[str]) -> str:
 def _matrix_panel(
     fig: Figure, ax: Axes, values: NDArray[Any], class_names: Sequence[str], fmt: str, title: str
 ) -> None:
-    # Fractions keep the fixed scale 0..1 so two runs' figures compare at a glance.
-    vmax = 1.0 if fmt == ".2f" else max(float(values.max()), 1.0)
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class" if fmt == ".2f" else "images")
+    # The errors set the colour scale: with the diagonal in it (the correct answers, ten
+    # times larger) the mistakes that matter would all be pale.  The diagonal is grey.
+    errors = values.astype(np.float64)
+    np.fill_diagonal(errors, np.nan)
+    off = errors[~np.isnan(errors)]
+    vmax = max(float(off.max()) if off.size else 0.0, 0.01 if fmt == ".2f" else 1.0)
+    cmap = colormaps["Reds"].with_extremes(bad="#e4e4e4")
+    image = ax.imshow(errors, cmap=cmap, vmin=0, vmax=vmax)
+    what = "fraction of the true class" if fmt == ".2f" else "images"
+    fig.colorbar(image, ax=ax, shrink=0.8, label=f"{what} (off the diagonal)")
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, list(class_names), rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(ticks, list(class_names))
@@ -189,15 +278,21 @@ def _matrix_panel(
     ax.set_ylabel("true class")
     ax.set_title(title)
     if len(class_names) <= MAX_ANNOTATED_CLASSES:
-        # Dark text on light cells, white text on dark ones.
+        # Dark text on light cells, white text on dark ones; no text in an empty cell.
         threshold = vmax / 2
         for (i, j), v in np.ndenumerate(values):
-            color = "white" if v > threshold else "black"
+            if v == 0 and i != j:
+                continue
+            color = "white" if i != j and v > threshold else "black"
             ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=color)
 
 
 def confusion_figure(counts: NDArray[np.int64], class_names: Sequence[str]) -> Figure:
-    r"""Counts :math:`C_{ij}` beside the row-normalised :math:`C_{ij} / \sum_j C_{ij}` (recall on the diagonal)."""
+    r"""Counts :math:`C_{ij}` beside the row-normalised :math:`C_{ij} / \sum_j C_{ij}` (recall on the diagonal).
+
+    The colour of a cell off the diagonal (a mistake) is scaled to the largest mistake, and
+    the diagonal is grey, so the confusions that matter stand out; empty cells have no number.
+    """
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     fig = Figure(figsize=FIGURE_SIZES["confusion_matrix.png"], layout="constrained")
@@ -244,18 +339,22 @@ def misclassified_figure(
     images: Array,
     y_true: Labels,
     y_pred: Labels,
-    confidence: Array,
+    proba: Array,
     class_names: Sequence[str],
     image_shape: tuple[int, int],
 ) -> Figure:
-    r"""The most confident mistakes first: each image titled with its true and predicted class and
-    the predicted probability :math:`\max_k \operatorname{softmax}(z)_k`.
+    r"""The most confident mistakes first: each image titled with its true class and the
+    probability the network gave it, and labelled below with the predicted class and its
+    probability :math:`\max_k \operatorname{softmax}(z)_k` (in red: the mistake).
+
+    ``proba`` holds each image's class probabilities, shape ``(n, n_classes)``.
 
     The figure has as many rows as the mistakes shown need (up to :data:`MAX_GRID_IMAGES`
     images, :data:`GRID_COLUMNS` to a row) and is as tall as those rows; with no mistake
     it is one row tall and says so.
     """
     wrong = np.flatnonzero(y_true != y_pred)
+    confidence = proba[np.arange(len(y_pred)), y_pred]
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_GRID_IMAGES]
     fig = Figure(figsize=FIGURE_SIZES["misclassified.png"])
     if len(shown) == 0:
@@ -273,11 +372,8 @@ def misclassified_figure(
     rows = -(-len(shown) // GRID_COLUMNS)
     for ax, n in zip(_image_grid(fig, len(shown), rows), shown, strict=True):
         ax.imshow(images[n].reshape(image_shape), cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_title(
-            f"true: {class_names[y_true[n]]}\npred: {class_names[y_pred[n]]} ({confidence[n]:.0%})",
-            fontsize=8,
-            color="firebrick",
-        )
+        ax.set_title(f"true: {class_names[y_true[n]]} ({proba[n, y_true[n]]:.0%})", fontsize=8)
+        ax.set_xlabel(f"pred: {class_names[y_pred[n]]} ({confidence[n]:.0%})", fontsize=8, color="firebrick")
     return fig
 
 
@@ -288,27 +384,31 @@ def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequ
     :meth:`~ml_math_nn.layers.Layer.unit_weights`, flattened per unit.
 
     A unit's pre-activation is :math:`z_j = \sum_i x_i W_{ij} + b_j`, so red pixels raise it and
-    blue pixels lower it.  All units share one symmetric colour scale, so their strengths compare.
+    blue pixels lower it.  Hidden units have no order of their own, so they are shown strongest
+    first (largest :math:`\lVert W_{:,j} \rVert_2`, which is in each title); each on its own
+    symmetric scale :math:`\pm \max_i |W_{ij}|`, so that a weak unit's pattern is visible too
+    rather than washed out by a few strong ones.  Named units (the classes, when there is no
+    hidden layer) keep their order.
     """
     n_in, n_out = weights.shape
     if n_in != image_shape[0] * image_shape[1]:
         raise ValueError(f"first layer has {n_in} inputs, which is not an image of shape {image_shape}")
     shown = min(n_out, MAX_GRID_IMAGES)
-    labels = list(names) if names is not None else [f"unit {j}" for j in range(n_out)]
-    limit = max(float(np.abs(weights[:, :shown]).max()), 1e-12)
+    norms = np.linalg.norm(weights, axis=0)
+    if names is not None:
+        labels, order = list(names), np.arange(n_out)
+    else:
+        labels, order = [f"unit {j}" for j in range(n_out)], np.argsort(-norms, kind="stable")
     fig = Figure(figsize=FIGURE_SIZES["first_layer_weights.png"])
-    fig.suptitle(f"First-layer weights as images: {shown} of {n_out} units (red raises, blue lowers the unit)")
-    # Every row, however few units: the colour bar beside the grid needs the full height.
-    axes = _image_grid(fig, shown, GRID_ROWS, right=0.9)
-    image = None
-    for j, ax in enumerate(axes):
-        image = ax.imshow(
-            weights[:, j].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
-        )
-        ax.set_title(labels[j], fontsize=8)
-    if image is not None:
-        bar = fig.add_axes((0.92, 0.2, 0.015, 0.6))
-        fig.colorbar(image, cax=bar, label="weight (per standardised pixel)")
+    strongest = "" if names is not None else "the strongest "
+    fig.suptitle(
+        f"First-layer weights as images: {strongest}{shown} of {n_out} units, each on its own scale\n"
+        "(red raises, blue lowers the unit; |w| is the unit's weight norm)"
+    )
+    for ax, j in zip(_image_grid(fig, shown, GRID_ROWS), order[:shown], strict=True):
+        limit = max(float(np.abs(weights[:, j]).max()), 1e-12)
+        ax.imshow(weights[:, j].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"{labels[j]}  |w| {norms[j]:.2f}", fontsize=8)
     return fig
 
 
@@ -320,19 +420,22 @@ def samples_figure(
     images come from in the title.
 
     The images are tiled into one array drawn by a single ``imshow`` (a hundred axes would
-    take seconds to lay out); gaps and missing images are NaN, drawn as background.
+    take seconds to lay out); the gaps between them are NaN, drawn as a grey border
+    (:data:`BORDER_COLOR`) so an image whose edge is background still shows its extent.
     """
     h, w = image_shape
+    g = max(1, round(max(h, w) / 14))  # border width in image pixels: 2 for 28 x 28
     classes = range(min(len(class_names), MAX_SAMPLE_CLASSES))
-    mosaic = np.full((len(classes) * (h + 1) - 1, SAMPLES_PER_CLASS * (w + 1) - 1), np.nan)
+    mosaic = np.full((len(classes) * (h + g) + g, SAMPLES_PER_CLASS * (w + g) + g), np.nan)
     for k in classes:
         for i, n in enumerate(np.flatnonzero(labels == k)[:SAMPLES_PER_CLASS]):
-            mosaic[k * (h + 1) : k * (h + 1) + h, i * (w + 1) : i * (w + 1) + w] = images[n].reshape(image_shape)
+            top, left = g + k * (h + g), g + i * (w + g)
+            mosaic[top : top + h, left : left + w] = images[n].reshape(image_shape)
     fig = Figure(figsize=FIGURE_SIZES["samples.png"], layout="constrained")
     ax = fig.add_subplot()
-    cmap = colormaps[IMAGE_CMAP].with_extremes(bad="white")
+    cmap = colormaps[IMAGE_CMAP].with_extremes(bad=BORDER_COLOR)
     ax.imshow(mosaic, cmap=cmap, vmin=float(images.min()), vmax=float(images.max()), interpolation="nearest")
-    ax.set_yticks([k * (h + 1) + (h - 1) / 2 for k in classes], [class_names[k] for k in classes])
+    ax.set_yticks([g + k * (h + g) + (h - 1) / 2 for k in classes], [class_names[k] for k in classes])
     ax.set_xticks([])
     ax.tick_params(left=False)
     for spine in ax.spines.values():
@@ -348,6 +451,7 @@ def write_run_figures(
     X_test_scaled: Array,
     y_test: Labels,
     history: Sequence[EpochRecord],
+    best_epoch: int | None = None,
 ) -> list[Path]:
     r"""Write every figure and table of a run into ``out_dir``; returns the paths written.
 
@@ -363,7 +467,9 @@ def write_run_figures(
         The test set as the network sees it (already scaled) and its labels.  Images are
         drawn after undoing the scaling, :math:`x = x' \sigma + \mu`.
     history : sequence of EpochRecord
-        The per-epoch records (keys ``train_loss``, ``val_loss``, ``test_acc``, ...).
+        The per-epoch records (keys ``train_loss``, ``val_loss``, ``test_acc``, ``lr``, ...).
+    best_epoch : int, optional
+        The epoch whose weights the model has (early stopping's best); default the last.
 
     Writes ``loss.png``, ``accuracy.png``, ``confusion_matrix.png``, ``confusion_matrix.csv``
     and ``per_class_metrics.csv``; for image data (``dataset.image_shape`` set) also
@@ -372,7 +478,7 @@ def write_run_figures(
     out = Path(out_dir)
     if len(X_test_scaled) != len(y_test) or len(y_test) == 0:
         raise ValueError(f"test set: {len(X_test_scaled)} rows and {len(y_test)} labels (need the same, > 0)")
-    written = plot_history(history, out)
+    written = plot_history(history, out, best_epoch)
     names = model.class_names
     proba = model.network.predict_proba(X_test_scaled)
     y_pred = proba.argmax(axis=1)
@@ -391,7 +497,7 @@ def write_run_figures(
         units = names if first is model.network.layers[-1] else None
         # The test images, unscaled: the run keeps no raw copy of the training set.
         figures["samples.png"] = samples_figure(raw, y_test, names, shape)
-        figures["misclassified.png"] = misclassified_figure(raw, y_test, y_pred, proba.max(axis=1), names, shape)
+        figures["misclassified.png"] = misclassified_figure(raw, y_test, y_pred, proba, names, shape)
         figures["first_layer_weights.png"] = first_layer_figure(weights.reshape(len(weights), -1).T, shape, units)
     for name, text in tables.items():
         write_text(out / name, text)

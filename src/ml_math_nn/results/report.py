@@ -4,6 +4,14 @@ A report reads only the files of the run directories (``summary.json``, ``metric
 the PNG figures and the CSV tables written by :func:`ml_math_nn.results.plots.write_run_figures`)
 and writes one HTML file with every figure embedded as a base64 ``data:`` URI and the
 style inline: it opens offline, and can be mailed or archived as a single file.
+
+The page answers first: the headline metrics and the two main curves, side by side, fill
+the first screen of a laptop (1280 px wide); the figures follow in :data:`SECTIONS` order,
+then the tables, with the configuration last and collapsed.  On a phone (390 px) the
+columns stack, and wide tables scroll inside their own box, never the page.
+
+Adding a figure is one entry in :data:`FIGURES` (its file name, the section it belongs to
+and a caption that says how to read it, not what its title already says).
 """
 
 from __future__ import annotations
@@ -12,46 +20,104 @@ import base64
 import csv
 import html
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..runs.persistence import write_text
 from ..train import EpochRecord
-from .plots import ACC_LABELS, LOSS_LABELS, comparison_curves_figure, figure_png
 
-FIGURES = {
-    "samples.png": "Sample test images",
-    "loss.png": "Loss per epoch",
-    "accuracy.png": "Accuracy per epoch",
-    "confusion_matrix.png": "Confusion matrix on the test set",
-    "misclassified.png": "Misclassified test images",
-    "first_layer_weights.png": "First-layer weights",
+
+@dataclass(frozen=True)
+class FigureEntry:
+    """A figure a run may have: the section it goes in and its caption (how to read it)."""
+
+    section: str
+    caption: str
+
+
+SECTIONS = {
+    "curves": "Training",
+    "predictions": "Predictions on the test set",
+    "model": "What the network learned",
+    "data": "The data",
+    "other": "Other figures",
 }
-"""Figures of a run in the order a report shows them, with their captions; any other PNG follows."""
+"""The report's figure sections, in page order (heading of each); ``curves`` is shown first,
+side by side, right under the headline metrics."""
+
+FIGURES: dict[str, FigureEntry] = {
+    "loss.png": FigureEntry(
+        "curves",
+        "Lower is better. The marked epoch is the one whose weights were kept; a gap between "
+        "the training line and the others is overfitting.",
+    ),
+    "accuracy.png": FigureEntry(
+        "curves",
+        "Higher is better. Validation (when the run has one) guided the choices; the test split was only measured.",
+    ),
+    "learning_rate.png": FigureEntry("curves", "The step size each epoch's updates used (the schedule's output)."),
+    "confusion_matrix.png": FigureEntry(
+        "predictions",
+        "Rows are the true classes. The colour scale is set by the off-diagonal cells (the errors), "
+        "so the mistakes that matter stand out; the diagonal is drawn in grey.",
+    ),
+    "misclassified.png": FigureEntry(
+        "predictions",
+        "The test images the network got wrong with the most confidence: the probability it gave "
+        "the wrong (predicted) class and the one it gave the true class.",
+    ),
+    "first_layer_weights.png": FigureEntry(
+        "model",
+        "Each tile is one first-layer unit's weights over the input pixels, the strongest units "
+        "(largest weight norm) first, each on its own symmetric colour scale: red pixels raise "
+        "the unit's input, blue lower it.",
+    ),
+    "samples.png": FigureEntry("data", "What the network sees: the first test images of each class, unscaled."),
+}
+"""Figures of a run in page order within their section; any other PNG goes to ``other``."""
 
 TABLES = {
-    "per_class_metrics.csv": "Per-class precision, recall and F1 on the test set",
-    "confusion_matrix.csv": "Confusion matrix (rows: true class, columns: predicted class)",
+    "per_class_metrics.csv": "Precision, recall and F1 per class (test set)",
+    "confusion_matrix.csv": "Confusion matrix counts (rows: true class, columns: predicted class)",
     "metrics.csv": "Metrics per epoch",
 }
 
-RUN_FACTS = ("status", "epochs_run", "best_epoch", "n_parameters", "load_time_s", "train_time_s", "peak_memory_mb")
-"""Entries of summary.json shown in a report's "Run" table (with the dataset's sizes)."""
+MOST_CONFUSED = 8
+"""Rows of the table of the most confused (true, predicted) pairs."""
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1240px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+*, *::before, *::after { box-sizing: border-box; }
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0.8em 1em 2em; max-width: 1280px;
+  color: #222; line-height: 1.4; }
+h1 { font-size: 1.5em; margin: 0.2em 0; overflow-wrap: anywhere; }
+h2 { font-size: 1.2em; margin: 1.4em 0 0.4em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1.05em; }
+p.sub { margin: 0 0 0.6em; color: #555; overflow-wrap: anywhere; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.5em; margin: 0.4em 0 0.6em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.3em 0.8em; min-width: 8.5em; }
+.card .k { font-size: 0.8em; color: #555; }
+.card .v { font-size: 1.35em; font-variant-numeric: tabular-nums; }
+.card.main .v { font-weight: 600; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr)); gap: 0.8em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: 0.3em 0 1em; font-size: 0.9em; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+td.text { text-align: left; overflow-wrap: anywhere; }
 thead th { background: #f0f0f0; }
 tr.diff td, tr.diff th { background: #fff3b0; }
 td.best { font-weight: bold; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.9em; }
-details { margin: 1em 0; }
+figure { margin: 0 0 1em; min-width: 0; }
+figure img { display: block; width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.88em; }
+details { margin: 0.8em 0; }
+summary { cursor: pointer; font-weight: 600; }
+.warn { background: #fde8e8; border: 1px solid #e0a0a0; padding: 0.5em 0.8em; border-radius: 6px; }
+code { overflow-wrap: anywhere; }
 """
 
 
@@ -73,6 +139,10 @@ class Run:
     def final(self) -> dict[str, Any]:
         return dict(self.summary.get("final", {}))
 
+    @property
+    def dataset(self) -> str:
+        return str(self.summary.get("dataset", {}).get("name", self.config.get("dataset", "?")))
+
 
 def _read_csv(path: Path) -> list[list[str]]:
     with open(path, newline="", encoding="utf-8") as f:
@@ -88,6 +158,12 @@ def _numbers(header: Sequence[str], row: Sequence[str]) -> EpochRecord:
         except ValueError:
             continue
     return record
+
+
+def _figure_order(name: str) -> tuple[int, int, str]:
+    entry = FIGURES.get(name)
+    section = entry.section if entry else "other"
+    return list(SECTIONS).index(section), list(FIGURES).index(name) if entry else 0, name
 
 
 def read_run(run_dir: str | Path) -> Run:
@@ -108,30 +184,69 @@ def read_run(run_dir: str | Path) -> Run:
         history = [_numbers(metrics[0], row) for row in metrics[1:]]
     except ValueError as e:
         raise ValueError(f"{path / 'metrics.csv'}: malformed row ({e})") from None
-    pngs = sorted(path.glob("*.png"), key=lambda p: (list(FIGURES).index(p.name) if p.name in FIGURES else 99, p.name))
+    pngs = sorted(path.glob("*.png"), key=lambda p: _figure_order(p.name))
+    if "started" not in summary:  # runs written before the date was recorded
+        mtime = datetime.fromtimestamp(summary_path.stat().st_mtime, timezone.utc)
+        summary["started"] = f"{mtime:%Y-%m-%d %H:%M} UTC (summary.json written)"
     return Run(path, summary, history, {p.name: p.read_bytes() for p in pngs}, tables)
 
 
-# -- HTML pieces ---------------------------------------------------------------------
+# -- formatting ----------------------------------------------------------------------
+DECIMALS = 4
+"""Decimals of every loss, accuracy and other fraction shown (all numbers of one kind align)."""
+
+
 def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _fmt(value: Any) -> str:
-    """Non-integer numbers (also as CSV text) to 4 significant digits; anything else as it is."""
+def _number(value: Any) -> float | None:
+    """``value`` as a float if it is a number or the text of one (not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _fmt(value: Any, key: str = "") -> str:
+    """A value as shown in a table: integers as they are; seconds and MiB to one decimal;
+    other non-integers to :data:`DECIMALS` decimals, so a column's numbers line up;
+    lists and mappings as JSON; None as a dash.  ``key`` names what the value is."""
     if value is None:
         return "—"
     if isinstance(value, list | dict):
         return _esc(json.dumps(value))
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return _esc(value)
-    try:
-        number = float(value)
-    except ValueError:
+    number = _number(value)
+    if number is None or not math.isfinite(number):
         return _esc(value)
     if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-        return _esc(value)
-    return _esc(f"{number:.4g}")
+        return _esc(f"{int(number):,}" if abs(number) >= 10_000 else value)
+    if key.endswith(("_s", "_mb")):
+        return f"{number:,.1f}"
+    return f"{number:.{DECIMALS}f}"
+
+
+def _option(value: Any) -> str:
+    """An option's value as it was given (``0.1``, not ``0.1000``)."""
+    if value is None:
+        return "—"
+    if isinstance(value, list | dict | bool):
+        return _esc(json.dumps(value))
+    return _esc(value)
+
+
+def _seconds(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return "—"
+    minutes, seconds = divmod(number, 60)
+    return f"{int(minutes)} min {seconds:.0f} s" if minutes else f"{seconds:.1f} s"
 
 
 def _table(
@@ -139,9 +254,11 @@ def _table(
     rows: Sequence[Sequence[Any]],
     row_css: Sequence[str] = (),
     cell_css: Sequence[Sequence[str]] = (),
+    fmt: Any = None,
 ) -> str:
-    """An HTML table; the first cell of each row is its heading.  ``row_css[i]`` and
-    ``cell_css[i][j]`` are optional CSS classes of row ``i`` and of its cell ``j``."""
+    """An HTML table in a box that scrolls sideways when too wide; the first cell of each row
+    is its heading.  ``row_css[i]`` and ``cell_css[i][j]`` are optional CSS classes of row ``i``
+    and of its cell ``j``; ``fmt(value, column)`` formats a cell (default :func:`_fmt` by row heading)."""
 
     def attr(css: str) -> str:
         return f' class="{css}"' if css else ""
@@ -150,17 +267,19 @@ def _table(
     body = []
     for i, row in enumerate(rows):
         classes = cell_css[i] if i < len(cell_css) else [""] * len(row)
-        cells = f"<th>{_esc(row[0])}</th>" + "".join(
-            f"<td{attr(css)}>{_fmt(v)}</td>" for v, css in zip(row[1:], classes[1:], strict=True)
-        )
+        cells = f"<th>{_esc(row[0])}</th>"
+        for j, (v, css) in enumerate(zip(row[1:], classes[1:], strict=True), start=1):
+            text = fmt(v, str(header[j]) if j < len(header) else "") if fmt else _fmt(v, str(row[0]))
+            css = css or ("text" if _number(v) is None and v is not None else "")
+            cells += f"<td{attr(css)}>{text}</td>"
         body.append(f"<tr{attr(row_css[i] if i < len(row_css) else '')}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _figure(png: bytes, caption: str) -> str:
+def _figure(png: bytes, caption: str, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
         f"<figcaption>{_esc(caption)}</figcaption></figure>"
     )
 
@@ -168,75 +287,270 @@ def _figure(png: bytes, caption: str) -> str:
 def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(title)}</title><style>{STYLE}</style></head>"
         f"<body><h1>{_esc(title)}</h1>{body}</body></html>\n"
     )
 
 
+# -- one run -------------------------------------------------------------------------
+METRIC_NAMES = {"acc": "accuracy", "loss": "loss", "r2": "R²"}
+SPLIT_NAMES = {"test": "test", "val": "validation", "train": "training"}
+
+
+def _metric_label(key: str) -> str:
+    """``test_acc`` -> ``test accuracy``; other keys as they are."""
+    split, _, metric = key.partition("_")
+    if split in SPLIT_NAMES and metric:
+        return f"{SPLIT_NAMES[split]} {METRIC_NAMES.get(metric, metric)}"
+    return key
+
+
+def headline(run: Run) -> list[tuple[str, str, bool]]:
+    """The cards at the top of a run's page: (label, value, main) for the test metrics first
+    (the main one: the test score), then validation and training, the kept epoch, the time."""
+    final = {k: v for k, v in run.final.items() if k != "lr"}
+    order = {"test": 0, "val": 1, "train": 2}
+    keys = sorted(final, key=lambda k: (order.get(k.partition("_")[0], 3), k.endswith("_loss"), k))
+    cards = [(_metric_label(k), _fmt(final[k], k), i == 0) for i, k in enumerate(keys)]
+    s = run.summary
+    if "best_epoch" in s:
+        cards.append(("epoch kept", f"{s['best_epoch']} of {s.get('epochs_run', '?')}", False))
+    if "wall_time_s" in s or "train_time_s" in s:
+        cards.append(("wall time", _seconds(s.get("wall_time_s", s.get("train_time_s"))), False))
+    if "n_parameters" in s:
+        cards.append(("parameters", f"{s['n_parameters']:,}", False))
+    return cards
+
+
+def _cards(cards: Sequence[tuple[str, str, bool]]) -> str:
+    items = "".join(
+        f'<div class="card{" main" if main else ""}"><div class="k">{_esc(k)}</div><div class="v">{v}</div></div>'
+        for k, v, main in cards
+    )
+    return f'<div class="cards">{items}</div>'
+
+
+def _subtitle(run: Run) -> str:
+    s = run.summary
+    ds = s.get("dataset", {})
+    sizes = ", ".join(
+        f"{ds[k]:,} {n}" for k, n in (("n_train", "train"), ("n_val", "val"), ("n_test", "test")) if ds.get(k)
+    )
+    parts = [f"dataset {_esc(run.dataset)}" + (f" ({sizes})" if sizes else "")]
+    parts += [_esc(s["started"])] if s.get("started") else []
+    parts += [f"status {_esc(s['status'])}"] if s.get("status") else []
+    return f'<p class="sub">{" · ".join(parts)}</p>'
+
+
+def run_facts(run: Run) -> list[tuple[str, str]]:
+    """The run's own facts (when, how, on what, how long), formatted, for the "Run" table."""
+    s = run.summary
+    facts: list[tuple[str, str]] = []
+    if s.get("started"):
+        facts.append(("started", _esc(s["started"])))
+    if s.get("command"):
+        facts.append(("command line", f"<code>{_esc(s['command'])}</code>"))
+    facts.append(("run directory", f"<code>{_esc(run.path)}</code>"))
+    for key in ("status", "epochs_run", "best_epoch", "seed"):
+        if key in s:
+            facts.append((key.replace("_", " "), _fmt(s[key], key)))
+    for key, label in (("wall_time_s", "wall time"), ("load_time_s", "loading data"), ("train_time_s", "training")):
+        if key in s:
+            facts.append((label, _seconds(s[key])))
+    if s.get("epoch_time_s") is not None:
+        facts.append(("time per epoch", _seconds(s["epoch_time_s"])))
+    if s.get("peak_memory_mb") is not None:
+        facts.append(("peak memory", f"{s['peak_memory_mb']:,.1f} MiB"))
+    for key, value in s.get("dataset", {}).items():
+        facts.append((f"dataset {key.removeprefix('n_')}" if key != "name" else "dataset", _fmt(value, key)))
+    if s.get("versions"):
+        facts.append(("versions", _esc(", ".join(f"{k} {v}" for k, v in s["versions"].items()))))
+    return facts
+
+
+def _facts_table(facts: Sequence[tuple[str, str]]) -> str:
+    rows = "".join(f'<tr><th>{_esc(k)}</th><td class="text">{v}</td></tr>' for k, v in facts)
+    return f'<div class="scroll"><table><tbody>{rows}</tbody></table></div>'
+
+
+def _layers_table(run: Run) -> str:
+    layers = run.summary.get("layers")
+    if not layers:
+        return ""
+    rows = [
+        [i, layer.get("layer", "?"), layer.get("output", ""), layer.get("parameters", 0)]
+        for i, layer in enumerate(layers)
+    ]
+    rows = [[str(r[0]), *r[1:]] for r in rows]
+    total = sum(int(layer.get("parameters", 0)) for layer in layers)
+    rows.append(["total", "", "", total])
+    return _table(
+        ["#", "layer", "output shape (one sample)", "parameters"],
+        rows,
+        fmt=lambda v, _: _option(v) if not isinstance(v, int) else f"{v:,}",
+    )
+
+
+def most_confused(table: Sequence[Sequence[str]], n: int = MOST_CONFUSED) -> list[tuple[str, str, int, float]]:
+    """The largest off-diagonal cells of a confusion-matrix CSV table (header row, then one row
+    per true class): (true class, predicted class, count, fraction of the true class), largest first."""
+    if len(table) < 2:
+        return []
+    names = list(table[0][1:])
+    pairs = []
+    for row in table[1:]:
+        counts = [int(v) for v in row[1:]]
+        total = sum(counts)
+        for j, count in enumerate(counts):
+            if names[j] != row[0] and count > 0:
+                pairs.append((row[0], names[j], count, count / total if total else 0.0))
+    return sorted(pairs, key=lambda p: (-p[2], -p[3]))[:n]
+
+
+def _confused_table(run: Run) -> str:
+    pairs = most_confused(run.tables.get("confusion_matrix.csv", []))
+    if not pairs:
+        return ""
+    rows = [[t, p, c, f"{f:.1%}"] for t, p, c, f in pairs]
+    table = _table(["true class", "predicted as", "test images", "of the true class"], rows, fmt=lambda v, _: _esc(v))
+    return f"<h3>Most confused pairs</h3>{table}"
+
+
+def _figures_by_section(figures: Mapping[str, bytes]) -> dict[str, list[str]]:
+    """Figure HTML of each section of :data:`SECTIONS` that has any, in page order."""
+    out: dict[str, list[str]] = {}
+    for name, png in sorted(figures.items(), key=lambda item: _figure_order(item[0])):
+        entry = FIGURES.get(name, FigureEntry("other", name))
+        out.setdefault(entry.section, []).append(
+            _figure(png, entry.caption, name.removesuffix(".png").replace("_", " "))
+        )
+    return out
+
+
 def _run_sections(run: Run, h: str = "h2") -> str:
-    """Final metrics, dataset, config, figures and tables of one run, under ``<h>`` headings."""
-    parts = [f"<{h}>Final metrics</{h}>", _table(["metric", "value"], list(run.final.items()))]
-    facts: dict[str, Any] = {k: run.summary[k] for k in RUN_FACTS if k in run.summary}
-    facts |= {f"dataset {k}": v for k, v in run.summary.get("dataset", {}).items()}
-    if facts:
-        parts += [f"<{h}>Run</{h}>", _table(["", "value"], list(facts.items()))]
-    parts += [f"<{h}>Configuration</{h}>", _table(["option", "value"], list(run.config.items()))]
-    if run.figures:
-        parts.append(f"<{h}>Figures</{h}>")
-        parts += [_figure(png, FIGURES.get(name, name)) for name, png in run.figures.items()]
-    for name, caption in TABLES.items():
+    """Headline metrics and the curves first, then the other figures by section, then the
+    tables; the configuration and the per-epoch table collapsed at the end."""
+    parts = [_subtitle(run), _cards(headline(run))]
+    sections = _figures_by_section(run.figures)
+    for key, heading in SECTIONS.items():
+        figures = sections.get(key, [])
+        extra = _confused_table(run) if key == "predictions" else ""
+        if not figures and not extra:
+            continue
+        # The curves need no heading: they belong to the answer at the top of the page.
+        parts += [f"<{h}>{heading}</{h}>"] if key != "curves" else []
+        parts.append(f'<div class="grid">{"".join(figures)}</div>{extra}')
+    if run.tables.get("per_class_metrics.csv"):
+        header, *rows = run.tables["per_class_metrics.csv"]
+        parts += [f"<{h}>{_esc(TABLES['per_class_metrics.csv'])}</{h}>", _table(header, rows)]
+    parts += [f"<{h}>Run</{h}>", _facts_table(run_facts(run))]
+    layers = _layers_table(run)
+    if layers:
+        parts += [f"<{h}>Layers</{h}>", layers]
+    for name in ("confusion_matrix.csv", "metrics.csv"):
         if run.tables.get(name):
             header, *rows = run.tables[name]
-            parts += [f"<{h}>{_esc(caption)}</{h}>", _table(header, rows)]
+            parts.append(f"<details><summary>{_esc(TABLES[name])}</summary>{_table(header, rows)}</details>")
+    config_rows = [[k, v] for k, v in run.config.items()]
+    config = _table(["option", "value"], config_rows, fmt=lambda v, _: _option(v))
+    parts.append(
+        f"<details><summary>Configuration ({len(config_rows)} options; config.toml)</summary>{config}</details>"
+    )
     return "\n".join(parts)
 
 
+# -- several runs ----------------------------------------------------------------------
 def _labels(runs: Sequence[Run]) -> list[str]:
-    """Directory names, prefixed with their position when two runs share a name."""
-    names = [run.path.name or str(run.path) for run in runs]
-    if len(set(names)) == len(names):
-        return names
+    """Directory names; where two runs share a name, as much of their paths as tells them apart."""
+    paths = [run.path.resolve() for run in runs]
+    for depth in range(1, max(len(p.parts) for p in paths) + 1):
+        names = ["/".join(p.parts[-depth:]).lstrip("/") or str(p) for p in paths]
+        if len(set(names)) == len(names):
+            return names
     return [f"{i + 1}: {name}" for i, name in enumerate(names)]
 
 
-def _best(metric: str, values: Sequence[Any]) -> list[str]:
-    """CSS classes marking the best of one metric across runs: lowest loss, highest accuracy."""
-    numbers = [float(v) for v in values if isinstance(v, int | float)]
-    pick = min if metric.endswith("_loss") else max if metric.endswith("_acc") else None
-    best = pick(numbers) if pick and numbers else None
-    return ["best" if best is not None and v == best else "" for v in values]
+def _best(metric: str, values: Sequence[Any], groups: Sequence[str]) -> list[str]:
+    """CSS classes marking the best of one metric among runs on the same dataset (``groups``):
+    lowest loss, highest score.  A dataset with one run has nothing to compare, so no mark."""
+    pick = min if metric.endswith("_loss") else max if metric.endswith(("_acc", "_r2")) else None
+    css = [""] * len(values)
+    if pick is None:
+        return css
+    for group in set(groups):
+        members = [i for i, g in enumerate(groups) if g == group and _number(values[i]) is not None]
+        if len(members) < 2:
+            continue
+        best = pick(float(values[i]) for i in members)
+        for i in members:
+            css[i] = "best" if float(values[i]) == best else ""
+    return css
 
 
-def _differ(values: Sequence[Any]) -> bool:
-    return len({json.dumps(v, sort_keys=True) for v in values}) > 1
+def _same(values: Sequence[Any]) -> bool:
+    """Whether the values are equal as shown (a missing option and None alike)."""
+    return len({json.dumps(None if v == "—" else v, sort_keys=True) for v in values}) <= 1
 
 
 def _side_by_side(
-    label: str, dicts: Sequence[Mapping[str, Any]], labels: Sequence[str], mark_best: bool
+    label: str, dicts: Sequence[Mapping[str, Any]], labels: Sequence[str], groups: Sequence[str] | None
 ) -> tuple[str, int]:
-    """One row per key of any of ``dicts``, one column per run; rows whose values differ come
-    first, highlighted.  Returns the table and the number of differing rows."""
+    """One row per key of any of ``dicts``, one column per run.  With ``groups`` (the runs'
+    datasets), the best value of each metric is bold among runs on the same dataset; without,
+    rows whose values differ come first, highlighted.  Returns the table and the count of such rows."""
     keys = list(dict.fromkeys(k for d in dicts for k in d))
     rows = [[key, *(d.get(key, "—") for d in dicts)] for key in keys]
-    rows.sort(key=lambda row: not _differ(row[1:]))
-    diff = ["diff" if _differ(row[1:]) else "" for row in rows]
-    cells = [["", *_best(row[0], row[1:])] for row in rows] if mark_best else []
-    return _table([label, *labels], rows, diff, cells), diff.count("diff")
+    if groups is not None:
+        cells = [["", *_best(row[0], row[1:], groups)] for row in rows]
+        return _table([label, *labels], rows, cell_css=cells), 0
+    rows.sort(key=lambda row: _same(row[1:]))
+    diff = ["" if _same(row[1:]) else "diff" for row in rows]
+    return _table([label, *labels], rows, diff, fmt=lambda v, _: _option(v)), diff.count("diff")
 
 
 def _comparison_sections(runs: Sequence[Run]) -> str:
+    from .plots import ACC_LABELS, LOSS_LABELS, comparison_curves_figure, figure_png
+
     labels = _labels(runs)
+    datasets = [run.dataset for run in runs]
+    parts = []
+    if len(set(datasets)) > 1:
+        named = ", ".join(f"{_esc(label)}: {_esc(ds)}" for label, ds in zip(labels, datasets, strict=True))
+        parts.append(
+            f'<p class="warn"><strong>These runs are on different datasets</strong> ({named}). '
+            "Their numbers do not compare across datasets: the best value is bold only among runs "
+            "on the same dataset.</p>"
+        )
     histories = dict(zip(labels, (run.history for run in runs), strict=True))
-    parts = ["<h2>Curves</h2>"]
+    figures = []
     for metric, (title, ylabel) in (("loss", LOSS_LABELS), ("acc", ACC_LABELS)):
         png = figure_png(comparison_curves_figure(histories, metric, title, ylabel))
-        parts.append(_figure(png, f"{title}: one colour per run; solid train, dashed validation, dotted test"))
-    metrics, _ = _side_by_side("metric", [run.final for run in runs], labels, mark_best=True)
-    parts += ["<h2>Final metrics</h2>", "<p>Best value of each metric in bold.</p>", metrics]
-    config, n_diff = _side_by_side("option", [run.config for run in runs], labels, mark_best=False)
-    parts += ["<h2>Configuration</h2>", f"<p>{n_diff} option(s) differ between the runs (highlighted).</p>", config]
+        figures.append(_figure(png, "One colour per run; solid training, dashed validation, dotted test.", title))
+    metrics, _ = _side_by_side("metric", [run.final for run in runs], labels, datasets)
+    parts += [
+        "<h2>Final metrics</h2>",
+        "<p>Best value of each metric in bold (among runs on the same dataset).</p>",
+        metrics,
+    ]
+    parts += ["<h2>Curves</h2>", f'<div class="grid">{"".join(figures)}</div>']
+    facts = [
+        {
+            "dataset": run.dataset,
+            **{k: run.summary.get(k) for k in ("epochs_run", "best_epoch", "n_parameters", "wall_time_s")},
+        }
+        for run in runs
+    ]
+    facts_table, _ = _side_by_side("run", facts, labels, None)
+    parts += ["<h2>Runs</h2>", facts_table]
+    config, n_diff = _side_by_side("option", [run.config for run in runs], labels, None)
+    parts += [
+        "<h2>Configuration</h2>",
+        f"<p>{n_diff} option(s) differ between the runs (highlighted, first).</p>",
+        config,
+    ]
     for label, run in zip(labels, runs, strict=True):
-        summary = f"<summary>Run {_esc(label)}: every figure and table</summary>"
+        summary = f"<summary>Run {_esc(label)}: its own report</summary>"
         parts.append(f"<details>{summary}{_run_sections(run, 'h3')}</details>")
     return "\n".join(parts)
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from .. import __version__
 from ..data import datasets as data
 from ..data.augment import random_shifts
+from ..network import Network
 from ..results.plots import write_run_figures
 from ..results.report import write_report
 from ..train import EarlyStopping, EpochRecord, ScheduleStep, Trainer, TrainingDiverged
@@ -64,6 +66,7 @@ def run_training(
     on_batch: Callable[[Trainer, dict[str, float]], None] | None = None,
     html_report: bool = False,
     overwrite: bool = False,
+    command: str | None = None,
 ) -> RunResult:
     """Train the model ``config`` describes and write every record of the run into ``out_dir``.
 
@@ -71,7 +74,7 @@ def run_training(
     ``callbacks`` run after each epoch besides the run's own (schedule, early stopping,
     checkpoints), ``on_batch`` after every update (see :attr:`Trainer.on_batch`).  With
     ``resume``, training continues from ``out_dir/checkpoint.npz``; ``html_report`` also
-    writes ``report.html``.
+    writes ``report.html``; ``command`` (the command line, if any) is recorded in ``summary.json``.
     A run directory is never reused silently: if ``out_dir`` already holds a run
     (:data:`~ml_math_nn.runs.rundir.RUN_FILES`), this raises ``ValueError`` before loading
     anything, unless ``overwrite`` (the old run's files are then removed before training;
@@ -86,6 +89,7 @@ def run_training(
     if out_dir is not None and not resume and not overwrite:
         refuse_existing_run(out_dir)
     start = time.perf_counter()
+    started = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
     prepared = prepare_data(config, dataset)
     load_seconds = time.perf_counter() - start
     ds = prepared.dataset
@@ -142,7 +146,8 @@ def run_training(
             if status == "completed":
                 save_model(out, model)
                 if history:
-                    write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history)
+                    best_epoch = stopper.best_epoch if stopper is not None else None
+                    write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history, best_epoch)
             write_text(out / "metrics.csv", metrics_csv(history))
             summary = {
                 "status": status,
@@ -151,6 +156,9 @@ def run_training(
                 "best_epoch": stopper.best_epoch if stopper is not None else len(history),
                 "config": config.to_dict(),
                 "seed": config.seed,
+                "started": started,
+                "command": command,
+                "layers": layer_rows(network),
                 "dataset": {
                     "name": ds.name,
                     "n_train": len(prepared.X_train),
@@ -183,6 +191,19 @@ def run_training(
             write_report([out], out / "report.html")
     log.debug("wrote run to %s", out)
     return RunResult(out, model, history, summary)
+
+
+def layer_rows(network: Network) -> list[dict[str, Any]]:
+    """One row per layer for the report's layer table: the layer, its output shape for one
+    sample and its number of parameters (empty when the network's input shape is unknown)."""
+    try:
+        shapes = network.shapes()
+    except ValueError:
+        return []
+    return [
+        {"layer": repr(layer), "output": list(out), "parameters": int(sum(p.size for p in layer.params.values()))}
+        for layer, (_, out) in zip(network.layers, shapes, strict=True)
+    ]
 
 
 class Interrupted(Exception):
