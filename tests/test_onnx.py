@@ -8,6 +8,9 @@ import csv
 import importlib
 import json
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +23,7 @@ from conftest import fashion_mnist_missing
 from ml_math_nn import __version__
 from ml_math_nn.data.datasets import Standardizer
 from ml_math_nn.data.readers import DataError
-from ml_math_nn.integrations.onnx_export import LayerExport, to_onnx
+from ml_math_nn.integrations.onnx_export import LayerExport, save_onnx, to_onnx
 from ml_math_nn.layers import (
     GELU,
     Activation,
@@ -204,6 +207,20 @@ def test_multi_label_gives_independent_probabilities_and_regression_values(
         np.testing.assert_allclose(values, regressor.predict(scaler.transform(X)), rtol=1e-5, atol=TOL)
 
 
+def test_two_classes_on_one_sigmoid_output_give_a_label_and_both_probabilities(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator
+) -> None:
+    """scikit-learn's binary MLPClassifier has one logistic output: p is the second class's."""
+    network = build_mlp(4, [6], 1, rng, "relu", loss=SigmoidCrossEntropy())
+    X = raw_features(rng, 40, 4)
+    model = Model(network, ["no", "yes"], Standardizer.fit(X))
+    p = network.predict_proba(model.transform(X))[:, 0]
+    assert 0 < (p > 0.5).sum() < len(p)
+    for classes, expected in [(None, np.array(["no", "yes"], dtype=object)), ([-1, 1], np.array([-1, 1]))]:
+        outputs = run_both(onnx, ort, to_onnx(model, classes), X)
+        assert_classifier_matches(outputs, expected[(p > 0.5).astype(int)], np.stack([1 - p, p], axis=1))
+
+
 def test_a_float64_model_runs_in_float32(onnx: ModuleType, ort: ModuleType, rng: np.random.Generator) -> None:
     network = build_mlp(5, [8], 3, rng, "gelu", np.float64, batch_norm=True)
     randomise_batch_norm(network, rng)
@@ -294,3 +311,22 @@ def test_the_shipped_configs_export_and_agree_with_predict(
     np.testing.assert_allclose(printed, probabilities, rtol=1e-5, atol=1e-6)  # printed with 6 digits
     outputs = run_both(onnx, ort, onnx.load(str(onnx_file)), X.astype(np.float32))
     assert_classifier_matches(outputs, classes, probabilities)
+
+
+def test_the_readme_runs_an_exported_model_with_onnxruntime_alone(
+    onnx: ModuleType, ort: ModuleType, rng: np.random.Generator, tmp_path: Path
+) -> None:
+    """The README's onnxruntime lines, run in a fresh interpreter beside the files they name
+    (the README's plain python blocks run in an empty folder, so this one has its own fence)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = re.findall(r"^```python onnxruntime\n(.*?)^```", readme, flags=re.M | re.S)
+    network = build_mlp(64, [16], 10, rng, "gelu", batch_norm=True)
+    X = raw_features(rng, 12, 64)
+    model = Model(network, [str(k) for k in range(10)], Standardizer.fit(X))
+    save_onnx(model, tmp_path / "digits.onnx")
+    np.savez(tmp_path / "rows.npz", X=X.astype(np.float64))
+    check = "\nimport sys; assert 'ml_math_nn' not in sys.modules\nprint(list(label))"
+    done = subprocess.run([sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    probabilities = network.predict_proba(model.transform(X))
+    assert done.stdout.strip() == str([str(k) for k in probabilities.argmax(axis=1)])

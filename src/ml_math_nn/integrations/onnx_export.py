@@ -22,7 +22,10 @@ rows :math:`X` (the input ``X``, float32, shape ``(batch, n_features)``, any bat
    outputs ``label`` (the class of each row, ``ArgMax`` of the logits looked up in the
    class names) and ``probabilities`` (``Softmax``); for the multi-label head ``label``
    (the 0/1 indicators :math:`p > 0.5`, int8) and ``probabilities`` (``Sigmoid`` of each
-   logit, independent); for the regression head ``values``.
+   logit, independent), except that two classes on one sigmoid output (the layout of
+   scikit-learn's binary classifier) give ``label`` (the second class where
+   :math:`p > 0.5`) and ``probabilities`` :math:`(1 - p, p)`; for the regression head
+   ``values``.
 
 The graph computes in float32 (a float64 model's arrays are rounded to it): ONNX Runtime
 has no float64 ``Erf``, and float32 is what deployment runtimes run best.  The model's
@@ -345,6 +348,10 @@ def _layer_nodes(graph: Graph, layers: Sequence[Layer], shapes: Sequence[Any], x
     return x
 
 
+def _labels(model: Model, classes: Sequence[Any] | NDArray[Any] | None) -> Sequence[Any] | NDArray[Any]:
+    return model.class_names if classes is None else classes
+
+
 def _class_tensor(classes: Sequence[Any] | NDArray[Any]) -> tuple[NDArray[Any], int]:
     """The class labels as a constant for ``Gather``, and their ONNX element type: int64 for
     integer (and bool) labels, float64 for real ones, strings otherwise."""
@@ -395,7 +402,7 @@ def to_onnx(model: Model, classes: Sequence[Any] | NDArray[Any] | None = None, f
     head = network.loss.name
     batch = "batch"
     if head == "softmax_cross_entropy":
-        labels, label_type = _class_tensor(model.class_names if classes is None else classes)
+        labels, label_type = _class_tensor(_labels(model, classes))
         if labels.shape != (n_out,):
             raise ValueError(f"cannot export to ONNX: {len(labels)} class labels for {n_out} outputs")
         index = graph.node("ArgMax", [logits], axis=1, keepdims=0)
@@ -404,6 +411,18 @@ def to_onnx(model: Model, classes: Sequence[Any] | NDArray[Any] | None = None, f
         outputs = [
             helper.make_tensor_value_info("label", label_type, [batch]),
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [batch, n_out]),
+        ]
+    elif head == "sigmoid_cross_entropy" and n_out == 1 and len(names := _labels(model, classes)) == 2:
+        # two classes on one logistic output (scikit-learn's binary MLPClassifier): p is class 1's
+        labels, label_type = _class_tensor(names)
+        p = graph.node("Sigmoid", [logits])
+        index = graph.node("Cast", [graph.node("Greater", [p, graph.constant("half", 0.5)])], to=TensorProto.INT64)
+        flat = graph.node("Reshape", [index, graph.constant("shape", [-1], np.int64)])
+        graph.node("Gather", [graph.constant("classes", labels, labels.dtype.type), flat], "label", axis=0)
+        graph.node("Concat", [graph.node("Sub", [graph.constant("one", 1.0), p]), p], "probabilities", axis=1)
+        outputs = [
+            helper.make_tensor_value_info("label", label_type, [batch]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [batch, 2]),
         ]
     elif head == "sigmoid_cross_entropy":
         probabilities = graph.node("Sigmoid", [logits], "probabilities")
