@@ -125,3 +125,17 @@ def test_bad_options_give_one_line_and_exit_2(
     captured = capsys.readouterr()
     assert message in captured.err and len(captured.err.strip().splitlines()) == 1
     assert captured.out == ""
+
+
+def test_help_lists_the_network_and_data_options_not_the_training_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["gradcheck", "--help"])
+    shown = capsys.readouterr().out
+    for flag in ("--hidden", "--activation", "--dropout", "--batch-norm", "--l2", "--dtype", "--seed", "--dataset"):
+        assert f"  {flag}" in shown, flag
+    for flag in ("--lr", "--optimizer", "--momentum", "--schedule", "--epochs", "--batch-size", "--early-stopping"):
+        assert f"  {flag}" not in shown, f"{flag} is a training option"
+    with pytest.raises(SystemExit) as exit_:
+        main(["gradcheck", "--hidden", "4", "--lr", "0.1"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --lr 0.1" in capsys.readouterr().err

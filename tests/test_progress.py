@@ -12,10 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 from ml_math_nn.network import build_mlp
 from ml_math_nn.optim import SGD
-from ml_math_nn.runs.progress import LONG_EPOCH_BATCHES, EpochProgress, _TqdmHandler, progress_enabled, setup_logging
+from ml_math_nn.runs.progress import (
+    BATCH_FORMAT,
+    EPOCH_FORMAT,
+    LONG_EPOCH_BATCHES,
+    EpochProgress,
+    _TqdmHandler,
+    end_summary,
+    progress_enabled,
+    running_postfix,
+    setup_logging,
+)
 from ml_math_nn.train import Trainer
 
 TRAIN = ["-m", "ml_math_nn", "train", "--epochs", "2", "--hidden", "8", "--batch-size", "128"]
@@ -41,15 +52,50 @@ def test_progress_needs_a_terminal_on_both_streams_and_no_quiet() -> None:
     assert not progress_enabled(False, tty, pipe), "stderr redirected"
 
 
-def test_epoch_bar_shows_live_loss_and_accuracy() -> None:
+def test_epoch_bar_counts_epochs_and_leaves_the_metrics_to_the_epoch_line() -> None:
     out = io.StringIO()
     progress = EpochProgress(3, enabled=True, file=out)
     for record in records(3):
         progress(None, record)  # type: ignore[arg-type]
     text = out.getvalue()
-    assert "3/3" in text and "epoch" in text
-    assert "train_loss=0.3333" in text and "test_acc=0.4000" in text and "train_acc=0.5300" in text
+    assert "3.0/3 epochs" in text
+    assert "loss" not in text and "acc" not in text, "each epoch's metrics are printed once, as its line"
     assert progress.epochs is None, "the bar closes itself after the last epoch"
+
+
+def test_epoch_bar_moves_during_an_epoch() -> None:
+    progress = EpochProgress(3, enabled=True, file=io.StringIO())
+    for batch in range(1, 6):
+        progress.on_batch(None, {"batch": batch, "batches": 10, "loss": 1.0, "acc": 0.5})  # type: ignore[arg-type]
+    assert progress.epochs is not None and progress.epochs.n == pytest.approx(0.5)
+    assert "0.5/3 epochs" in str(progress.epochs)
+    progress(None, records(1)[0])  # type: ignore[arg-type]
+    progress.on_batch(None, {"batch": 2, "batches": 10, "loss": 1.0, "acc": 0.5})  # type: ignore[arg-type]
+    assert progress.epochs.n == pytest.approx(1.2)
+    progress.close()
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120])
+def test_bars_fit_the_terminal_with_room_for_the_bar(columns: int) -> None:
+    postfix = running_postfix(0.123456, 0.987654)
+    for fmt, prefix, total, unit in (
+        (EPOCH_FORMAT, "training", 30, "epoch"),
+        (BATCH_FORMAT, "epoch 12", 1875, "batch"),
+    ):
+        line = tqdm.format_meter(
+            total // 3,
+            total,
+            754.0,
+            ncols=columns,
+            prefix=prefix,
+            unit=unit,
+            bar_format=fmt,
+            postfix=postfix if fmt == BATCH_FORMAT else None,
+        )
+        assert len(line) <= columns, line
+        bar = line.split("|")[1]
+        assert len(bar) >= 10, f"the bar keeps at least 10 columns: {line!r}"
+    assert postfix == "running train-mode loss 0.1235 acc 0.9877"
 
 
 def test_a_resumed_run_starts_the_bar_at_its_epoch() -> None:
@@ -58,7 +104,7 @@ def test_a_resumed_run_starts_the_bar_at_its_epoch() -> None:
     progress(None, records(4)[-1])  # type: ignore[arg-type]
     assert progress.epochs is not None and progress.epochs.n == 4
     progress(None, records(5)[-1])  # type: ignore[arg-type]
-    assert "5/5" in out.getvalue() and progress.epochs is None
+    assert "5.0/5" in out.getvalue() and progress.epochs is None
 
 
 def test_disabled_progress_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,15 +122,15 @@ def test_batch_bar_only_for_long_epochs_with_running_means() -> None:
     progress = EpochProgress(2, enabled=True, file=out)
     for batch in range(1, 11):
         progress.on_batch(None, {"batch": batch, "batches": 10, "loss": 1.0, "acc": 1.0})  # type: ignore[arg-type]
-    assert out.getvalue() == "", "a short epoch gets no batch bar"
+    assert progress.batches is None and "batch" not in out.getvalue(), "a short epoch gets no batch bar"
     n = LONG_EPOCH_BATCHES
     for batch in range(1, n):
         record = {"batch": batch, "batches": n, "loss": float(batch), "acc": float(batch % 2)}
         progress.on_batch(None, record)  # type: ignore[arg-type]
     assert progress.batches is not None
     line = str(progress.batches)  # the bar as it is drawn now (drawing itself is rate-limited)
-    assert line.startswith("epoch 1:") and f"{n - 1}/{n}" in line
-    assert f"loss={n / 2:.4f}" in line and f"acc={(n // 2) / (n - 1):.4f}" in line
+    assert line.startswith("epoch 1 ") and f"{n - 1}/{n}" in line
+    assert f"running train-mode loss {n / 2:.4f} acc {(n // 2) / (n - 1):.4f}" in line
     progress.on_batch(None, {"batch": n, "batches": n, "loss": 1.0, "acc": 1.0})  # type: ignore[arg-type]
     assert progress.batches is None, "the batch bar goes away at the end of its epoch"
     progress.close()
@@ -96,7 +142,7 @@ def test_progress_is_a_trainer_callback(rng: np.random.Generator) -> None:
     out = io.StringIO()
     with EpochProgress(2, enabled=True, file=out) as progress:
         trainer.fit(X, y, 2, callbacks=[progress])
-    assert "2/2" in out.getvalue() and f"train_loss={trainer.history[-1]['train_loss']:.4f}" in out.getvalue()
+    assert "2.0/2 epochs" in out.getvalue()
 
 
 @pytest.fixture
@@ -167,9 +213,11 @@ def run_in_terminal(args: list[str]) -> str:
 
 def test_cli_train_shows_a_bar_and_epoch_lines_on_a_terminal(tmp_path: Path) -> None:
     shown = run_in_terminal([*TRAIN, "--out", str(tmp_path / "run")])
-    assert "epoch/s" in shown or "s/epoch" in shown, shown
-    assert "100%|" in shown and "test_acc" in shown
+    assert "100%|" in shown and "2.0/2 epochs" in shown and "test_acc" in shown, shown
     assert shown.count("epoch 2/2") == 1, "the epoch line is written once, above the bar"
+    assert shown.count("test_acc") == 2, "each epoch's metrics once (the bar does not repeat them)"
+    assert "done: 2 epochs (" in shown and "kept the weights of the last epoch, 2" in shown
+    assert f"run written to {tmp_path / 'run'}" in shown
 
 
 def test_cli_quiet_shows_no_bar_even_on_a_terminal(tmp_path: Path) -> None:
@@ -187,7 +235,7 @@ SHOW_TWO_EPOCHS = (
 
 def test_a_real_terminal_shows_the_bar() -> None:
     shown = run_in_terminal(["-c", SHOW_TWO_EPOCHS])
-    assert "2/2" in shown and "train_loss=0.5000" in shown
+    assert "2.0/2 epochs" in shown and "train_loss" not in shown
 
 
 def test_cli_verbose_adds_debug_messages(tmp_path: Path) -> None:
@@ -197,3 +245,24 @@ def test_cli_verbose_adds_debug_messages(tmp_path: Path) -> None:
 
     assert "DEBUG ml_math_nn.runs.training: wrote run to" in stderr("--verbose")
     assert "DEBUG" not in stderr()
+
+
+def test_end_summary_says_time_kept_epoch_and_where() -> None:
+    summary = {
+        "epochs_run": 12,
+        "best_epoch": 9,
+        "train_time_s": 3.21,
+        "wall_time_s": 4.56,
+        "config": {"early_stopping": True, "monitor": "val_loss"},
+        "final": {"train_loss": 0.1, "val_loss": 0.2, "test_loss": 0.25, "test_acc": 0.9512},
+    }
+    lines = end_summary(summary, Path("runs/x"), Path("runs/x/report.html"))
+    assert lines == [
+        "done: 12 epochs (3.2 s training, 4.6 s in all); kept the weights of epoch 9, the best val_loss (0.2000)",
+        "test accuracy 0.9512  test loss 0.2500",
+        "run written to runs/x",
+        "report written to runs/x/report.html",
+    ]
+    plain = end_summary({**summary, "config": {}}, Path("runs/x"))
+    assert plain[0].endswith("kept the weights of the last epoch, 9")
+    assert plain[-1] == "see it as one page: ml-math-nn report runs/x"

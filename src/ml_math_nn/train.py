@@ -1,15 +1,19 @@
 """The training loop: shuffled mini-batch epochs, evaluation and per-epoch records.
 
-An epoch permutes the training set once (drawn from the trainer's generator) into a
-reused contiguous buffer, then walks it in slices of ``batch_size``: every sample is
-visited exactly once per epoch, and mini-batches are views, not copies.
+An epoch draws one permutation of the sample indices (from the trainer's generator) and
+walks it in slices of ``batch_size``: every sample is visited exactly once per epoch.
+Each mini-batch is gathered by its indices into a reused buffer, so an epoch copies no
+more than one batch of the data at a time, and the training data may be any
+:class:`Rows` (an array, or rows scaled as they are read).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +26,19 @@ from .schedules import Schedule
 
 EpochRecord = dict[str, float]
 Augment = Callable[[Array, np.random.Generator], None]
+
+
+class Rows(Protocol):
+    """Samples read by rows: a numpy array, or anything whose ``rows[key]`` (a slice or an
+    array of indices) returns those samples as an array, e.g. uint8 images scaled as they
+    are read (:class:`ml_math_nn.data.rows.ScaledRows`)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 class TrainingDiverged(ArithmeticError):
@@ -41,7 +58,7 @@ class Callback:
         pass
 
 
-def evaluate(network: Network, X: Array, y: Target, batch_size: int = 4096) -> tuple[float, float]:
+def evaluate(network: Network, X: Array | Rows, y: Target, batch_size: int = 4096) -> tuple[float, float]:
     """Mean loss and score of ``network``'s head on ``(X, y)``, in inference mode, in chunks.
 
     The loss is the head's unweighted mean (no penalty), summed in float64; the score is
@@ -86,8 +103,9 @@ class Trainer:
     clip_norm : float, optional
         Rescale the gradients of each batch so their global L2 norm is at most this.
     augment : callable, optional
-        ``augment(X_epoch, rng)`` modifies the shuffled copy of the training set in place
+        ``augment(X_epoch, rng)`` modifies a shuffled copy of the training set in place
         once per epoch (the caller's arrays are never touched), drawing from ``rng``.
+        The one case where an epoch copies the whole training set.
     """
 
     def __init__(
@@ -109,37 +127,52 @@ class Trainer:
         """Called after every update with ``batch`` (1-based), ``batches``, ``loss`` and the batch's
         score under the head's ``score_name`` (``acc``, ``r2``)."""
         self.history: list[EpochRecord] = []
+        self.epoch_times: list[float] = []
+        """Wall time in seconds of each :meth:`train_epoch` that :meth:`fit` ran (in this process),
+        without the evaluation that follows it."""
         self.stop = False
         self.interrupted = False  # set with `stop` by an interrupt handler; the current epoch still ends
-        self._buffers: tuple[Array, NDArray[Any]] | None = None
+        self._buffers: dict[str, NDArray[Any]] = {}
 
-    def _shuffled(self, X: Array, y: Target) -> tuple[Array, Target, NDArray[np.intp]]:
-        perm = self.rng.permutation(len(X))
-        if self._buffers is None or self._buffers[0].shape != X.shape or self._buffers[1].shape != y.shape:
-            self._buffers = (np.empty_like(X), np.empty_like(y))
-        xs, ys = self._buffers
+    def _buffer(self, name: str, like: NDArray[Any], n: int) -> NDArray[Any]:
+        """A reused array of ``n`` rows shaped and typed like ``like``'s (reallocated when those change)."""
+        buffer = self._buffers.get(name)
+        shape = (n, *like.shape[1:])
+        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
+            buffer = self._buffers[name] = np.empty(shape, like.dtype)
+        return buffer
+
+    def _gather(self, name: str, data: NDArray[Any] | Rows, rows: NDArray[np.intp]) -> NDArray[Any]:
+        """``data[rows]``: for an array, written into a reused buffer (no allocation per batch)."""
+        if not isinstance(data, np.ndarray):
+            return np.asarray(data[rows])
+        out = self._buffer(name, data, self.batch_size + 1)[: len(rows)]  # + 1: a last batch may take one more
         # mode="clip" lets np.take write straight into out (the default, "raise", gathers
-        # into a temporary first); a permutation never needs clipping.
-        np.take(X, perm, axis=0, out=xs, mode="clip")
-        np.take(y, perm, axis=0, out=ys, mode="clip")
-        return xs, ys, perm
+        # into a temporary first); indices from a permutation never need clipping.
+        return np.take(data, rows, axis=0, out=out, mode="clip")
 
-    def train_epoch(self, X: Array, y: Target, sample_weight: NDArray[Any] | None = None) -> float:
+    def train_epoch(self, X: Array | Rows, y: Target, sample_weight: NDArray[Any] | None = None) -> float:
         """One pass over ``(X, y)`` in shuffled mini-batches; returns the mean batch loss.
 
-        ``sample_weight`` (n,) weights each sample's loss: it is shuffled with ``X`` and
-        ``y``, each batch's loss is the weighted mean over the batch, and the epoch's loss
-        the mean of the batch losses weighted by their batches' weight sums.  A batch whose
-        weights are all zero has nothing to learn from and makes no update.
+        The samples are visited in the order of one permutation of their indices; each
+        batch is gathered from ``X`` and ``y`` by its indices.  ``sample_weight`` (n,)
+        weights each sample's loss: each batch's loss is the weighted mean over the batch,
+        and the epoch's loss the mean of the batch losses weighted by their batches'
+        weight sums.  A batch whose weights are all zero has nothing to learn from and
+        makes no update.
         """
-        xs, ys, perm = self._shuffled(X, y)
+        perm = self.rng.permutation(len(X))
         ws = None if sample_weight is None else check_sample_weight(sample_weight, len(X))[perm]
+        shifted = None
         if self.augment is not None:
-            self.augment(xs, self.rng)
+            shifted = np.asarray(X[perm])  # a new array: the epoch's shuffled copy, which augmentation changes
+            self.augment(shifted, self.rng)
         total = 0.0
-        bounds = batch_bounds(len(xs), self.batch_size)
+        bounds = batch_bounds(len(X), self.batch_size)
         for batch, (start, stop) in enumerate(bounds, 1):
-            xb, yb = xs[start:stop], ys[start:stop]
+            rows = perm[start:stop]
+            xb = self._gather("x", X, rows) if shifted is None else shifted[start:stop]
+            yb = self._gather("y", y, rows)
             wb = None if ws is None else ws[start:stop]
             if wb is not None and not wb.any():
                 continue
@@ -159,11 +192,11 @@ class Trainer:
                 head = self.network.loss
                 score = head.score(head.decide(output), yb)
                 self.on_batch(self, {"batch": batch, "batches": len(bounds), "loss": loss, head.score_name: score})
-        return total / (len(xs) if ws is None else float(ws.sum()))
+        return total / (len(X) if ws is None else float(ws.sum()))
 
     def fit(
         self,
-        X: Array,
+        X: Array | Rows,
         y: Target,
         epochs: int,
         eval_sets: Mapping[str, tuple[Array, Target]] | None = None,
@@ -178,7 +211,8 @@ class Trainer:
         and on each of ``eval_sets`` (e.g. ``{"test": (X_test, y_test)}``), giving a record
         ``{"epoch", "train_loss", "train_acc", "<name>_loss", "<name>_acc", ..., "lr"}``
         (``lr``: the learning rate the epoch's updates used) that is appended to
-        :attr:`history` and passed to each callback.  A callback may set
+        :attr:`history` and passed to each callback.  The wall time of each epoch's
+        training, without its evaluation, is appended to :attr:`epoch_times`.  A callback may set
         :attr:`stop` to end training early; every callback's ``close`` runs at the end
         (also when training stops on an error).
 
@@ -206,6 +240,7 @@ class Trainer:
             while len(self.history) < epochs and not self.stop:
                 # A diverging loss is reported by train_epoch itself, without numpy's warnings.
                 lr = self.optimizer.lr  # the rate this epoch's updates use
+                start = time.perf_counter()
                 with np.errstate(over="ignore", invalid="ignore"):
                     # Called without weights when there are none, so an override of
                     # train_epoch(X, y) written before weights existed still works.
@@ -213,6 +248,7 @@ class Trainer:
                         batch_loss = self.train_epoch(X, y)
                     else:
                         batch_loss = self.train_epoch(X, y, sample_weight)
+                self.epoch_times.append(time.perf_counter() - start)
                 record: EpochRecord = {"epoch": float(len(self.history) + 1)}
                 if not eval_train:
                     record["train_loss"] = batch_loss
@@ -229,6 +265,10 @@ class Trainer:
                 if close is not None:
                     close(self)
         return self.history
+
+    def epoch_time(self) -> float | None:
+        """The median of :attr:`epoch_times` (None before the first epoch)."""
+        return statistics.median(self.epoch_times) if self.epoch_times else None
 
 
 class ScheduleStep(Callback):

@@ -133,6 +133,7 @@ class Standardizer:
 
         so a large uint8 image set is never copied whole to float64.
         """
+        mapped = x if isinstance(x, np.memmap) else None  # np.asarray would hide it
         x = np.asarray(x)
         if x.ndim != 2 or len(x) == 0:
             raise ValueError(f"cannot fit scaling on an array of shape {x.shape}: expected (samples, features)")
@@ -143,6 +144,10 @@ class Standardizer:
         for start in range(0, len(x), rows):
             chunk = buffer[: len(x) - start]
             chunk[...] = x[start : start + rows]
+            if mapped is not None:  # the pages read from a mapped file go back to the system
+                from .rows import release_pages  # (rows builds on this module)
+
+                release_pages(mapped)
             n = len(chunk) if per_feature else chunk.size
             chunk_mean = chunk.mean(axis=axis)
             chunk -= chunk_mean
@@ -390,7 +395,11 @@ def load_dataset(
         Unknown spec, missing or malformed file (the message names it).
     """
     kind, sep, arg = spec.partition(":")
-    if kind in ("csv", "npz") and arg:
+    if kind == "npy" and arg:
+        from .rows import npy_dataset  # (rows builds on this module)
+
+        dataset = npy_dataset(arg)
+    elif kind in ("csv", "npz") and arg:
         dataset = _table_dataset(kind, arg, data_dir, test_file, test_size, seed, label_column, header)
     elif sep or kind not in ("digits", *IDX_SOURCES):
         raise DataError(f"unknown dataset {spec!r}; choose digits, fashion-mnist, mnist, csv:PATH or npz:PATH")

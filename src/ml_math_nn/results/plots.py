@@ -28,6 +28,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .._types import Array, Labels
 from ..data.datasets import Dataset
+from ..network import Network
 from ..runs.persistence import Model, atomic_write, write_text
 from ..train import EpochRecord
 
@@ -40,6 +41,8 @@ FIGURE_SIZES: dict[str, tuple[float, float]] = {
     "confusion_matrix.png": (12.0, 5.4),
     "misclassified.png": (12.0, 7.0),
     "first_layer_weights.png": (12.0, 6.4),
+    "conv_filters.png": (12.0, 6.4),
+    "feature_maps.png": (12.0, 6.4),
     "samples.png": (9.0, 8.0),
 }
 """Size in inches of each figure of a run; times :data:`DPI` gives its size in pixels
@@ -315,7 +318,8 @@ def _fit_rows(fig: Figure, rows: int) -> dict[str, float]:
     rather than solved by constrained layout, which costs seconds on 32 axes.
     """
     width, full = fig.get_size_inches()
-    top, bottom, hspace = 0.1 * full, 0.01 * full, 0.5  # inches, inches, a fraction of the row height
+    # The bottom margin holds the last row's x labels (the predicted class of a mistake).
+    top, bottom, hspace = 0.1 * full, 0.045 * full, 0.5  # inches, inches, a fraction of the row height
     row = (full - top - bottom) / (GRID_ROWS + (GRID_ROWS - 1) * hspace)
     height = top + bottom + row * (rows + (rows - 1) * hspace)
     fig.set_size_inches(width, height)
@@ -400,15 +404,73 @@ def first_layer_figure(weights: Array, image_shape: tuple[int, int], names: Sequ
     else:
         labels, order = [f"unit {j}" for j in range(n_out)], np.argsort(-norms, kind="stable")
     fig = Figure(figsize=FIGURE_SIZES["first_layer_weights.png"])
-    strongest = "" if names is not None else "the strongest "
-    fig.suptitle(
-        f"First-layer weights as images: {strongest}{shown} of {n_out} units, each on its own scale\n"
-        "(red raises, blue lowers the unit; |w| is the unit's weight norm)"
-    )
+    which = f"{shown} of {n_out} units" if names is not None else f"the {shown} strongest of {n_out} units (norm |w|)"
+    fig.suptitle(f"First-layer weights: {which}, each on its own scale; red raises, blue lowers the unit")
     for ax, j in zip(_image_grid(fig, shown, GRID_ROWS), order[:shown], strict=True):
         limit = max(float(np.abs(weights[:, j]).max()), 1e-12)
         ax.imshow(weights[:, j].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(f"{labels[j]}  |w| {norms[j]:.2f}", fontsize=8)
+    return fig
+
+
+def conv_filters_figure(weights: Array) -> Figure:
+    r"""The first convolution's filters :math:`W_{o,c,:,:}` (layout ``(out, in, kh, kw)``) as images.
+
+    Each output channel :math:`o` computes :math:`\sum_{c,p,q} W_{o,c,p,q} X_{c, i+p, j+q}`
+    at every position, so red entries of a filter raise its map where the image is bright
+    there and blue ones lower it.  Shown strongest first (largest :math:`\lVert W_o \rVert_2`),
+    each on its own symmetric scale; for several input channels, channel 0.
+    """
+    n_out, n_in = weights.shape[:2]
+    shown = min(n_out, MAX_GRID_IMAGES)
+    norms = np.linalg.norm(weights.reshape(n_out, -1), axis=1)
+    order = np.argsort(-norms, kind="stable")
+    fig = Figure(figsize=FIGURE_SIZES["conv_filters.png"])
+    channel = "" if n_in == 1 else " (input channel 0)"
+    kh, kw = weights.shape[2:]
+    fig.suptitle(
+        f"First convolution's {kh}x{kw} filters{channel}: the strongest {shown} of {n_out}, each on its own scale\n"
+        "(red raises, blue lowers the channel's map; |w| is the filter's norm)"
+    )
+    for ax, o in zip(_image_grid(fig, shown, GRID_ROWS), order[:shown], strict=True):
+        limit = max(float(np.abs(weights[o, 0]).max()), 1e-12)
+        ax.imshow(weights[o, 0], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"filter {o}  |w| {norms[o]:.2f}", fontsize=8)
+    return fig
+
+
+def feature_maps_figure(network: Network, x: Array, image: Array, label: str) -> Figure:
+    """One test image and its feature maps after the first convolution (and the layer after it,
+    its activation, when that keeps the shape): what each filter of :func:`conv_filters_figure` finds.
+
+    ``x`` is the image as the network takes it (one scaled row), ``image`` the same unscaled,
+    ``label`` its class.  Maps share one colour scale, so weak and strong channels compare.
+    """
+    out = x
+    maps: Array | None = None
+    for i, layer in enumerate(network.layers):
+        out = layer.forward(out, training=False)
+        if maps is not None:
+            maps = out if out.shape == maps.shape else maps
+            break
+        weights = layer.unit_weights()
+        if weights is not None and weights.ndim == 4:
+            maps = out
+            if i + 1 == len(network.layers):
+                break
+    if maps is None:
+        raise ValueError("the network has no convolution")
+    maps = np.asarray(maps[0])
+    shown = min(len(maps), MAX_GRID_IMAGES - 1)
+    fig = Figure(figsize=FIGURE_SIZES["feature_maps.png"])
+    fig.suptitle(f"A test image ({label}) and {shown} of its {len(maps)} feature maps after the first convolution")
+    axes = _image_grid(fig, shown + 1, GRID_ROWS)
+    axes[0].imshow(image, cmap=IMAGE_CMAP, interpolation="nearest")
+    axes[0].set_title("input", fontsize=8)
+    top = max(float(np.abs(maps[:shown]).max()), 1e-12)
+    for k, ax in enumerate(axes[1:]):
+        ax.imshow(maps[k], cmap="viridis", vmin=min(0.0, float(maps[:shown].min())), vmax=top, interpolation="nearest")
+        ax.set_title(f"channel {k}", fontsize=8)
     return fig
 
 
@@ -498,7 +560,132 @@ def write_run_figures(
         # The test images, unscaled: the run keeps no raw copy of the training set.
         figures["samples.png"] = samples_figure(raw, y_test, names, shape)
         figures["misclassified.png"] = misclassified_figure(raw, y_test, y_pred, proba, names, shape)
-        figures["first_layer_weights.png"] = first_layer_figure(weights.reshape(len(weights), -1).T, shape, units)
+        if weights.ndim == 4:  # a convolution's filters (out, in, kh, kw): them, and what they make of an image
+            figures["conv_filters.png"] = conv_filters_figure(weights)
+            first_test = (X_test_scaled[:1], raw[0].reshape(shape), names[int(y_test[0])])
+            figures["feature_maps.png"] = feature_maps_figure(model.network, *first_test)
+        else:
+            figures["first_layer_weights.png"] = first_layer_figure(weights.reshape(len(weights), -1).T, shape, units)
+    for name, text in tables.items():
+        write_text(out / name, text)
+        written.append(out / name)
+    for name, fig in figures.items():
+        save_figure(fig, out / name)
+        written.append(out / name)
+    return written
+
+
+# -- regression and multi-label runs (issue 15) -------------------------------------
+FIGURE_SIZES.update({"r2.png": (6.4, 4.0), "predicted_vs_true.png": (6.4, 6.0), "residuals.png": (12.0, 4.4)})
+MSE_LABELS = ("Squared-error loss per epoch", "mean squared error (standardised targets)")
+R2_LABELS = ("R² per epoch", "coefficient of determination R²")
+BCE_LABELS = ("Binary cross-entropy loss per epoch", "mean binary cross-entropy (nats)")
+SUBSET_LABELS = ("Subset accuracy per epoch", "subset accuracy (every label right)")
+MAX_OUTPUT_COLOURS = 10  # outputs beyond this share the last colour
+
+
+def _output_colours(names: Sequence[str]) -> list[str]:
+    return [f"C{min(k, MAX_OUTPUT_COLOURS - 1)}" for k in range(len(names))]
+
+
+def predicted_vs_true_figure(y_true: NDArray[Any], y_pred: NDArray[Any], names: Sequence[str]) -> Figure:
+    r"""Each test sample's predicted value against its true value (one colour per output),
+    with the line :math:`\hat y = y` where a perfect model's points lie, and :math:`R^2` in the title."""
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    y_true = y_true.reshape(y_pred.shape)
+    fig = Figure(figsize=FIGURE_SIZES["predicted_vs_true.png"], layout="constrained")
+    ax = fig.add_subplot()
+    for k, (name, colour) in enumerate(zip(names, _output_colours(names), strict=True)):
+        ax.scatter(y_true[:, k], y_pred[:, k], s=10, alpha=0.6, color=colour, label=name, edgecolors="none")
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], color="0.3", linewidth=1, label="predicted = true")
+    residual = ((y_true - y_pred) ** 2).sum(axis=0)
+    total = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = float(np.mean(1 - residual / np.where(total == 0, 1, total)))
+    ax.set_title(f"Predicted against true values ({len(y_true):,} test samples, R² {r2:.4f})")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def residuals_figure(y_true: NDArray[Any], y_pred: NDArray[Any], names: Sequence[str]) -> Figure:
+    r"""Residuals :math:`\hat y - y` of the test samples: against the predicted value (left; a
+    good fit scatters them evenly about 0) and their histogram (right)."""
+    y_pred = np.asarray(y_pred, np.float64)
+    residual = y_pred - np.asarray(y_true, np.float64).reshape(y_pred.shape)
+    fig = Figure(figsize=FIGURE_SIZES["residuals.png"], layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[3, 2])
+    colours = _output_colours(names)
+    for k, (name, colour) in enumerate(zip(names, colours, strict=True)):
+        left.scatter(y_pred[:, k], residual[:, k], s=10, alpha=0.6, color=colour, label=name, edgecolors="none")
+    left.axhline(0, color="0.3", linewidth=1)
+    left.set_title("Residual against predicted value")
+    left.set_xlabel("predicted value")
+    left.set_ylabel("residual (predicted − true)")
+    left.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    right.hist([residual[:, k] for k in range(residual.shape[1])], bins=30, color=colours, label=list(names))
+    right.axvline(0, color="0.3", linewidth=1)
+    right.set_title("Distribution of the residuals")
+    right.set_xlabel("residual (predicted − true)")
+    right.set_ylabel("test samples")
+    right.grid(alpha=0.3)
+    return fig
+
+
+def per_label_csv(y_true: NDArray[Any], y_pred: NDArray[Any], names: Sequence[str]) -> str:
+    """Precision, recall, F1 and support of each label of a multi-label model (scikit-learn's
+    :func:`~sklearn.metrics.precision_recall_fscore_support` on the 0/1 matrices), then their macro average."""
+    y_true, y_pred = np.asarray(y_true).reshape(np.shape(y_pred)), np.asarray(y_pred)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    rows = [
+        [name, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", int(s)]
+        for name, p, r, f, s in zip(names, precision, recall, f1, support, strict=True)
+    ]
+    rows.append(["macro avg", *(f"{np.mean(v):.4f}" for v in (precision, recall, f1)), int(np.sum(support))])
+    return _csv_text(["label", "precision", "recall", "f1", "support"], rows)
+
+
+def write_task_figures(
+    out_dir: str | Path,
+    model: Model,
+    task: str,
+    X_test_scaled: Array,
+    y_test: NDArray[Any],
+    history: Sequence[EpochRecord],
+    best_epoch: int | None = None,
+) -> list[Path]:
+    """The figures and tables of a regression or multi-label run, written into ``out_dir``.
+
+    ``y_test`` holds the test targets as the dataset gives them (values in their own units,
+    or 0/1 labels).  Regression: ``loss.png``, ``r2.png``, ``predicted_vs_true.png`` and
+    ``residuals.png`` (values in the targets' units, :meth:`Model.values`); multi-label:
+    ``loss.png``, ``accuracy.png`` (subset accuracy) and ``per_label_metrics.csv``.  Both:
+    ``learning_rate.png`` when the records hold the rate.
+    """
+    out = Path(out_dir)
+    if len(X_test_scaled) != len(y_test) or len(y_test) == 0:
+        raise ValueError(f"test set: {len(X_test_scaled)} rows and {len(y_test)} targets (need the same, > 0)")
+    names = model.class_names
+    pred = model.values(X_test_scaled)
+    curves = (MSE_LABELS, ("r2.png", "r2", R2_LABELS)) if task == "regression" else (BCE_LABELS, None)
+    loss_labels, score = curves[0], curves[1] or ("accuracy.png", "acc", SUBSET_LABELS)
+    figures = {
+        "loss.png": curves_figure(history, "loss", *loss_labels, best_epoch=best_epoch),
+        score[0]: curves_figure(history, score[1], *score[2], best_epoch=best_epoch),
+    }
+    if history and "lr" in history[0]:
+        figures["learning_rate.png"] = learning_rate_figure(history)
+    tables: dict[str, str] = {}
+    if task == "regression":
+        figures["predicted_vs_true.png"] = predicted_vs_true_figure(y_test, pred, names)
+        figures["residuals.png"] = residuals_figure(y_test, pred, names)
+    else:
+        tables["per_label_metrics.csv"] = per_label_csv(y_test, pred.astype(np.int8), names)
+    written = []
     for name, text in tables.items():
         write_text(out / name, text)
         written.append(out / name)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._types import Array, Labels
 from ..data import datasets as data
+from ..data.rows import ScaledRows
 from ..gradcheck import Results, check_network, fix_dropout_masks
 from ..network import Network, build_mlp
 from .options import TrainConfig
@@ -24,11 +25,15 @@ from .options import build_schedule as build_schedule  # the options say where t
 
 @dataclass
 class PreparedData:
-    """A dataset split into train / validation / test and scaled for the network."""
+    """A dataset split into train / validation / test and scaled for the network.
+
+    Training images stored as uint8 stay so and are scaled a batch at a time
+    (:class:`~ml_math_nn.data.rows.ScaledRows`); other features are scaled once, whole.
+    """
 
     dataset: data.Dataset
     scaler: data.Standardizer
-    X_train: Array
+    X_train: Array | ScaledRows
     y_train: Labels
     X_test: Array
     y_test: Labels
@@ -77,14 +82,19 @@ def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> Pr
     if config.val_size > 0:
         X_train, X_val, y_train, y_val = validation_split(X_train, y_train, config.val_size, config.seed)
     scaler = data.Standardizer.fit(X_train, dtype, per_feature=dataset.image_shape is None)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(dataset.X_test)
+    # uint8 images are a quarter of their float32 copy, and a memory-mapped file is read as
+    # needed: both stay as they are and are scaled a batch at a time.
+    lazy = X_train.dtype == np.uint8 or isinstance(X_train, np.memmap)
+    train = ScaledRows(X_train, scaler) if lazy else scaler.transform(X_train)
+    X_test = scaler.transform(dataset.X_test)
     X_val = None if X_val is None else scaler.transform(X_val)
-    # The run keeps only the scaled arrays: the raw ones (e.g. 60,000 uint8 images) are
-    # dropped here, so the data is held once.  Empty copies keep the feature count and
-    # dtype (an empty slice would be a view that keeps the whole raw array alive).
+    # The run keeps the data once: the raw arrays (e.g. 60,000 uint8 images) are dropped
+    # from the dataset here, those still needed live on in ScaledRows.  Empty copies keep
+    # the feature count and dtype (an empty slice would be a view that keeps the whole
+    # raw array alive).
     empty = {name: np.empty_like(getattr(dataset, name)[:0]) for name in ("X_train", "X_test")}
     raw_free = dataclasses.replace(dataset, **empty)
-    return PreparedData(raw_free, scaler, X_train, y_train, X_test, dataset.y_test, X_val, y_val)
+    return PreparedData(raw_free, scaler, train, y_train, X_test, dataset.y_test, X_val, y_val)
 
 
 def run_generators(seed: int) -> dict[str, np.random.Generator]:

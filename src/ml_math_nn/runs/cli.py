@@ -75,8 +75,37 @@ def train_options(config_cls: type[TrainConfig] | None = None) -> list[tuple[str
     return out
 
 
-def add_train_options(parser: argparse.ArgumentParser, config_cls: type[TrainConfig] | None = None) -> None:
-    """The options of a training run (every :class:`TrainConfig` field) plus ``--config``.
+TRAINING_ONLY = (
+    "augment",
+    "optimizer",
+    "clip_norm",
+    "schedule",
+    "epochs",
+    "batch_size",
+    "early_stopping",
+    "patience",
+    "monitor",
+    "checkpoint_every",
+)
+"""Options that change how a network is trained but not the network or its data, besides
+those that fill an optimiser's or a schedule's parameters (:attr:`Option.goes_to`):
+``gradcheck``, which checks one forward/backward pass, takes none of them."""
+
+
+def _training_only(name: str) -> bool:
+    from .options import config_options
+
+    targets = config_options()[name].goes_to if name in config_options() else ()
+    return name in TRAINING_ONLY or any(t.startswith(("optimizer.", "schedule.", "warmup.")) for t in targets)
+
+
+def add_train_options(
+    parser: argparse.ArgumentParser, config_cls: type[TrainConfig] | None = None, training: bool = True
+) -> None:
+    """The options of a training run (every :class:`TrainConfig` field) plus ``--config``;
+    without ``training``, only those that shape the network and its data (not
+    :data:`TRAINING_ONLY`, nor an optimiser's or schedule's; a ``--config`` file may still
+    hold them).
 
     Flags default to "not given", so a config file's values survive unless overridden;
     use :func:`config_from_args` to resolve them.
@@ -85,8 +114,11 @@ def add_train_options(parser: argparse.ArgumentParser, config_cls: type[TrainCon
 
     defaults = (config_cls or TrainConfig)()
     parser.add_argument("--config", metavar="FILE", help="TOML file of training options; flags override it")
-    group = parser.add_argument_group("training options (also settable in the --config file)")
+    title = "training options" if training else "network and data options"
+    group = parser.add_argument_group(f"{title} (also settable in the --config file)")
     for flag, name, kwargs in train_options(config_cls):
+        if not training and _training_only(name):
+            continue
         default = getattr(defaults, name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = kwargs.get("help", "")
@@ -165,7 +197,7 @@ def _report_arguments(report: argparse.ArgumentParser) -> None:
 def _gradcheck_arguments(gradcheck: argparse.ArgumentParser) -> None:
     from ..gradcheck import DEFAULT_TOL
 
-    add_train_options(gradcheck)
+    add_train_options(gradcheck, training=False)
     group = gradcheck.add_argument_group("gradient check")
     group.add_argument(
         "--samples", type=int, default=8, help="training rows in the checked batch (default: %(default)s)"
@@ -245,9 +277,11 @@ def _command(argv: Sequence[str]) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import shlex
+
     from tqdm import tqdm
 
-    from .progress import EpochProgress, progress_enabled, setup_logging
+    from .progress import EpochProgress, end_summary, progress_enabled, setup_logging
     from .training import run_training
 
     if args.resume:
@@ -271,11 +305,10 @@ def _train(args: argparse.Namespace) -> int:
             on_batch=progress.on_batch if bar else None,
             html_report=args.report,
             overwrite=args.overwrite,
+            command=shlex.join(["ml-math-nn", *args.argv]),
         )
-    final = result.summary["final"]
-    print(f"test accuracy {final.get('test_acc', float('nan')):.4f}; run written to {result.out_dir}")
-    if args.report:
-        print(f"report written to {result.out_dir / 'report.html'}")
+    report = result.out_dir / "report.html" if args.report else None
+    print("\n".join(end_summary(result.summary, result.out_dir, report)))
     return 0
 
 
@@ -352,7 +385,10 @@ def _report(args: argparse.Namespace) -> int:
 
     runs = [Path(d) for d in args.run_dirs]
     default = runs[0] / "report.html" if len(runs) == 1 else Path("comparison.html")
-    print(f"report written to {write_report(runs, Path(args.out) if args.out else default)}")
+    out = write_report(runs, Path(args.out) if args.out else default)
+    where = "" if out.is_absolute() else f" (in {Path.cwd()})"
+    kind = "report" if len(runs) == 1 else f"comparison of {len(runs)} runs"
+    print(f"{kind} written to {out}{where}")
     return 0
 
 
@@ -409,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command(argv))
     args, unknown = parser.parse_known_args(argv)
+    args.argv = argv
     if getattr(args, "forwards_unknown", False):
         args.args = unknown
     elif unknown:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
@@ -36,17 +37,31 @@ def progress_enabled(quiet: bool, stdout: _Stream | None = None, stderr: _Stream
     return not quiet and all(s is not None and s.isatty() for s in streams)
 
 
-def _postfix(record: Mapping[str, float], prefix: str = "") -> dict[str, str]:
-    """The ``<split>_loss`` and ``<split>_acc`` values of ``record``, formatted for a bar."""
-    return {k: f"{v:.4f}" for k, v in record.items() if k.startswith(prefix) and k.endswith(("_loss", "_acc"))}
+EPOCH_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} epochs [{elapsed}<{remaining}]"
+"""The epoch bar: how far training is, in epochs (fractional: it moves during an epoch), and
+the time; no metrics, which the epoch's line above the bar already gives once."""
+BATCH_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
+"""The batch bar: short enough, with its running means, to leave a bar at 80 columns (the
+time left is on the epoch bar below it)."""
+
+
+def running_postfix(loss: float, score: float | None, score_name: str = "acc") -> str:
+    """The batch bar's figures: the mean loss and score of the epoch's mini-batches so far,
+    measured in training mode (dropout on, batch norm on batch statistics, weights still
+    moving), which is why they differ from the epoch line's, measured after the epoch."""
+    text = f"running train-mode loss {loss:.4f}"
+    return text + (f" {score_name} {score:.4f}" if score is not None else "")
 
 
 class EpochProgress:
     """A progress bar over epochs, usable as a :class:`~ml_math_nn.train.Trainer` callback.
 
-    Each call ``progress(trainer, record)`` advances the bar by one epoch and shows the
-    record's losses and accuracies.  For long epochs :meth:`on_batch` draws a second bar
-    over the mini-batches with the running mean loss and accuracy of the epoch so far.
+    Each call ``progress(trainer, record)`` moves the bar to the end of the record's epoch;
+    :meth:`on_batch` moves it within an epoch, so it never sits still through a long one.
+    The epoch's metrics are not repeated on the bar: the run prints them once, as a line
+    above it.  For long epochs :meth:`on_batch` also draws a second bar over the
+    mini-batches with the running mean loss and score of the epoch so far (labelled as
+    training-mode figures).
 
     Parameters
     ----------
@@ -66,45 +81,54 @@ class EpochProgress:
         self.epochs: tqdm[Any] | None = None
         self.batches: tqdm[Any] | None = None
         self.total_epochs = total_epochs
-        self._loss_sum = self._acc_sum = 0.0
+        self.done = 0  # epochs finished, as the last record said
+        self._loss_sum = self._score_sum = 0.0
 
-    def _bar(self, total: int, desc: str, unit: str, leave: bool) -> tqdm[Any]:
-        return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=self.file or sys.stderr, dynamic_ncols=True)
+    def _bar(self, total: int, desc: str, unit: str, leave: bool, bar_format: str) -> tqdm[Any]:
+        file = self.file or sys.stderr
+        return tqdm(
+            total=total, desc=desc, unit=unit, leave=leave, file=file, dynamic_ncols=True, bar_format=bar_format
+        )
 
     def _epoch_bar(self) -> tqdm[Any]:
         # Created on first use, so a disabled or never-started run prints nothing.
         if self.epochs is None:
-            self.epochs = self._bar(self.total_epochs, "training", "epoch", leave=True)
+            self.epochs = self._bar(self.total_epochs, "training", "epoch", True, EPOCH_FORMAT)
         return self.epochs
+
+    def _move_to(self, epochs: float) -> None:
+        bar = self._epoch_bar()
+        bar.update(epochs - bar.n)
 
     def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
         if not self.enabled:
             return
-        bar = self._epoch_bar()
-        bar.set_postfix(_postfix(record), refresh=False)
         # To the record's epoch, not by one: a resumed run starts its bar where it left off.
-        bar.update(int(record["epoch"]) - bar.n)
-        if bar.n >= self.total_epochs:
+        self.done = int(record["epoch"])
+        self._move_to(self.done)
+        if self.done >= self.total_epochs:
             self.close()
 
     def on_batch(self, trainer: Trainer, record: Mapping[str, float]) -> None:
-        """Advance the batch bar; ``record`` holds ``batch`` (1-based), ``batches``, ``loss`` and ``acc``
-        of that mini-batch.  Epochs shorter than :data:`LONG_EPOCH_BATCHES` batches get no batch bar."""
-        batches = int(record["batches"])
-        if not self.enabled or batches < LONG_EPOCH_BATCHES:
+        """Move the epoch bar by one mini-batch; ``record`` holds ``batch`` (1-based),
+        ``batches``, ``loss`` and the head's score (``acc``) of that mini-batch.  Epochs of
+        at least :data:`LONG_EPOCH_BATCHES` batches also get a batch bar."""
+        if not self.enabled:
             return
-        batch = int(record["batch"])
+        batch, batches = int(record["batch"]), int(record["batches"])
+        self._move_to(self.done + batch / batches)
+        if batches < LONG_EPOCH_BATCHES:
+            return
         if batch == 1 or self.batches is None:
             if self.batches is not None:
                 self.batches.close()
-            epoch = self._epoch_bar().n + 1
-            self.batches = self._bar(batches, f"epoch {epoch}", "batch", leave=False)
-            self._loss_sum = self._acc_sum = 0.0
+            self.batches = self._bar(batches, f"epoch {self.done + 1}", "batch", False, BATCH_FORMAT)
+            self._loss_sum = self._score_sum = 0.0
+        name = next((k for k in record if k not in ("batch", "batches", "loss")), None)
         self._loss_sum += record["loss"]
-        self._acc_sum += record.get("acc", float("nan"))
-        self.batches.set_postfix(
-            loss=f"{self._loss_sum / batch:.4f}", acc=f"{self._acc_sum / batch:.4f}", refresh=False
-        )
+        self._score_sum += record[name] if name is not None else 0.0
+        score = self._score_sum / batch if name is not None else None
+        self.batches.set_postfix_str(running_postfix(self._loss_sum / batch, score, name or ""), refresh=False)
         self.batches.update(1)
         if batch == batches:
             self.batches.close()
@@ -122,6 +146,33 @@ class EpochProgress:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def end_summary(summary: Mapping[str, Any], out_dir: Path, report: Path | None = None) -> list[str]:
+    """The lines a finished run ends with: how long it took and which epoch's weights it kept,
+    its test figures, and where its files (and the report, if written) are."""
+    epochs, best = summary.get("epochs_run", 0), summary.get("best_epoch", 0)
+    config, final = summary.get("config", {}), summary.get("final", {})
+    timing = f"{summary.get('train_time_s', 0):.1f} s training, {summary.get('wall_time_s', 0):.1f} s in all"
+    monitor = config.get("monitor", "val_loss")
+    if config.get("early_stopping") and monitor in final:
+        kept = f"kept the weights of epoch {best}, the best {monitor} ({final[monitor]:.4f})"
+    else:
+        kept = f"kept the weights of the last epoch, {best}"
+    names = {"acc": "accuracy", "loss": "loss"}
+    tested = "  ".join(
+        f"test {names.get(k[5:], k[5:])} {v:.4f}"
+        for k, v in sorted(final.items(), key=lambda kv: kv[0].endswith("loss"))
+        if k.startswith("test_")
+    )
+    lines = [f"done: {epochs} epoch{'s' if epochs != 1 else ''} ({timing}); {kept}"]
+    lines += [tested] if tested else []
+    lines.append(f"run written to {out_dir}")
+    if report is not None:
+        lines.append(f"report written to {report}")
+    else:
+        lines.append(f"see it as one page: ml-math-nn report {out_dir}")
+    return lines
 
 
 class _TqdmHandler(logging.Handler):

@@ -27,8 +27,6 @@ from .. import __version__
 from ..data import datasets as data
 from ..data.augment import random_shifts
 from ..network import Network
-from ..results.plots import write_run_figures
-from ..results.report import write_report
 from ..train import EarlyStopping, EpochRecord, ScheduleStep, Trainer, TrainingDiverged
 from .builders import build_network, build_optimizer, build_schedule, prepare_data, run_generators
 from .checkpoint import Checkpointer, RunState, load_checkpoint
@@ -146,6 +144,8 @@ def run_training(
             if status == "completed":
                 save_model(out, model)
                 if history:
+                    from ..results.plots import write_run_figures  # here: matplotlib's memory only when used
+
                     best_epoch = stopper.best_epoch if stopper is not None else None
                     write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history, best_epoch)
             write_text(out / "metrics.csv", metrics_csv(history))
@@ -174,6 +174,9 @@ def run_training(
                 "wall_time_s": round(time.perf_counter() - start, 3),
                 "load_time_s": round(load_seconds, 3),
                 "train_time_s": round(train_seconds, 3),
+                # The median wall time of one training epoch, without its evaluation
+                # (this process's epochs; None when none ran).
+                "epoch_time_s": None if (epoch_time := trainer.epoch_time()) is None else round(epoch_time, 4),
                 "peak_memory_mb": peak_memory_mb(),
                 "versions": {"ml_math_nn": __version__, "numpy": np.__version__, "python": platform.python_version()},
             }
@@ -187,6 +190,8 @@ def run_training(
             f"resume with: ml-math-nn train --resume {out}"
         )
     if html_report:
+        from ..results.report import write_report
+
         with failing_run():
             write_report([out], out / "report.html")
     log.debug("wrote run to %s", out)
