@@ -36,7 +36,7 @@ def test_scaled_rows_give_the_bits_of_scaling_the_whole_set(rng: np.random.Gener
     assert np.array_equal(lazy[picks], whole[picks]) and lazy[picks].dtype == np.float32
     assert np.array_equal(lazy[10:20], whole[10:20]) and np.array_equal(np.asarray(lazy), whole)
     with pytest.raises(TypeError, match="by a slice or an array of indices"):
-        lazy[3]
+        lazy[3]  # type: ignore[index]
 
 
 def test_training_on_uint8_rows_equals_training_on_their_float_copy(rng: np.random.Generator) -> None:

@@ -365,10 +365,21 @@ class TrainConfig:
         return type(self).from_mapping({**self.to_dict(), **overrides}, source)
 
     def to_toml(self) -> str:
-        """The options as a TOML document that :func:`load_config` reads back identically."""
+        """Every option as a TOML document that :func:`load_config` reads back identically.
+
+        TOML has no null, so an option whose value is ``None`` (unset: its default applies,
+        such as ``init``'s per-activation choice) is written as a comment, ``# init =
+        (unset)``, with its help: reading the file leaves it unset again, and uncommenting the
+        line with a value sets it.
+        """
         lines = ["# ml-math-nn training options (ml-math-nn train --config FILE)"]
-        for key, value in self.to_dict().items():
-            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("# Lines starting with '# name =' are options left unset (TOML has no null).")
+        values = self.to_dict()
+        for key, opt in config_options(type(self)).items():
+            if key in values:
+                lines.append(f"{key} = {_toml_value(values[key])}")
+            else:
+                lines.append(f"# {key} = (unset: {opt.help_text()})")
         return "\n".join(lines) + "\n"
 
 
