@@ -13,6 +13,14 @@ from typing import NoReturn
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests (hypothesis) draw new examples on every run, which finds bugs but lets a
+# run fail by chance.  In CI they are derandomised: the examples follow from each test's
+# name, no example database is read or written, so a green CI run is reproducible.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +38,13 @@ def torch() -> ModuleType:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def missing(what: str) -> NoReturn:
+    """Skip a test whose requirement ``what`` is missing here; in CI, which installs it, fail."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must have {what}")
+    pytest.skip(f"{what} missing")
 
 
 def fashion_mnist_missing(error: Exception) -> NoReturn:

@@ -299,7 +299,7 @@ def test_out_not_writable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         if not refuses_writes(locked):  # root may write into a read-only folder, not into sysfs
             locked = Path("/sys")
             if not (locked.is_dir() and refuses_writes(locked)):
-                pytest.skip("no folder this user cannot write into")
+                pytest.skip("needs a folder this user cannot write into: chmod 555 and /sys both let it write")
         assert_input_error(capsys, ["train", "--out", str(locked)], rf"--out {at(locked)}: not writable \(.*\)")
         run = locked / "run"
         assert_input_error(capsys, ["train", "--out", str(run)], rf"--out {at(run)}: cannot create \(.*\)")

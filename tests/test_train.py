@@ -56,7 +56,19 @@ def test_batches_cover_every_sample_and_never_leave_one_alone(n: int, size: int,
 def test_batch_norm_trains_when_one_sample_would_be_left_over(rng: np.random.Generator) -> None:
     X, y = rng.normal(size=(33, 4)), rng.integers(0, 2, size=33)
     net = build_mlp(4, (8,), 2, rng, batch_norm=True)
-    Trainer(net, SGD(0.1), batch_size=8, rng=rng).train_epoch(X.astype(np.float32), y)
+    before = {k: v.copy() for k, v in net.state().items()}
+    trainer = Trainer(net, SGD(0.1), batch_size=8, rng=rng)
+    seen: list[tuple[int, int, float]] = []
+    trainer.on_batch = lambda t, info: seen.append((int(info["batch"]), int(info["batches"]), info["loss"]))
+    loss = trainer.train_epoch(X.astype(np.float32), y)
+    # 33 = 8 + 8 + 8 + 9: the one sample left over joins the last batch, and every batch updates
+    assert [(b, n) for b, n, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    sizes = [8, 8, 8, 9]
+    assert loss == pytest.approx(np.dot(sizes, [batch_loss for *_, batch_loss in seen]) / 33, rel=1e-6)
+    after = net.state()
+    assert all(np.isfinite(v).all() for v in after.values())
+    changed = [k for k in before if not np.array_equal(before[k], after[k])]
+    assert set(changed) == set(before)  # weights, batch norm's scale and shift, and its running statistics
 
 
 def test_evaluate_counts_correct_predictions(rng: np.random.Generator) -> None:
