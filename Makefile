@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test serve bench lint clean
+.PHONY: run test serve bench mutants lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ serve: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/harness.py $(BENCH_ARGS)
 	$(PY) benchmarks/import_time.py
+
+# Mutation testing of the core (tools/mutants.py; results in docs/mutation-testing.md): each of a
+# list of small changes to a copy of the committed code must make its tests fail.  Slow (about
+# half an hour on 2 cores), so not part of `make test` or CI; MUTANTS_ARGS=-k optim for a subset.
+mutants: $(VENV)/.installed
+	$(PY) tools/mutants.py $(MUTANTS_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy
