@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml_math_nn.runs.cli import build_parser, config_from_args
-from ml_math_nn.runs.options import TrainConfig, load_config
+from ml_math_nn.runs.options import TrainConfig, config_options, load_config
 
 
 def test_toml_round_trip_is_exact(tmp_path: Path) -> None:
@@ -26,6 +26,22 @@ def test_toml_round_trip_is_exact(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml())
     assert load_config(path) == config
+
+
+def test_toml_names_every_option_and_writes_unset_ones_as_comments(tmp_path: Path) -> None:
+    config = TrainConfig(clip_norm=1.5)  # init, subset, data_dir, ... stay None (unset)
+    text = config.to_toml()
+    names = [line.lstrip("# ").split(" =")[0] for line in text.splitlines() if " = " in line]
+    assert names == list(config_options()), "every option, in order"
+    assert "clip_norm = 1.5" in text.splitlines()
+    unset = [line for line in text.splitlines() if line.startswith("# ") and " = (unset" in line]
+    assert [line.split()[1] for line in unset] == [k for k, v in vars(config).items() if v is None]
+    assert "# init = (unset: " in text and "per activation" in text, "says what applies instead"
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert load_config(path) == config, "unset stays unset"
+    path.write_text(text.replace("# subset = (unset: train on N samples of the training set)", "subset = 100"))
+    assert load_config(path) == TrainConfig(clip_norm=1.5, subset=100), "uncommenting with a value sets it"
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -243,3 +244,28 @@ def test_readme_says_how_to_use_the_environment_before_its_first_bare_command() 
     assert 0 <= activate < bare.start(), text[bare.start() - 200 : bare.end()]
     assert ".venv/bin/ml-math-nn train" in text[activate : activate + 500]  # the other way: by path
     assert "the issue" not in text
+
+
+def test_make_run_installs_only_what_running_needs_and_says_so() -> None:
+    """``make run`` installs the package without the test extra (PyTorch and the rest come
+    with ``make test``), and each install step says what it is doing before it starts."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+
+    def steps(target: str) -> list[str]:
+        # -n: print the commands without running them; -B: as if nothing were installed yet.
+        dry = subprocess.run(
+            [make, "-n", "-B", "--no-print-directory", target], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return dry.stdout.splitlines()
+
+    run, test = steps("run"), steps("test")
+    installs = [line for line in run if "pip install" in line and "--upgrade pip" not in line]
+    assert installs and all("[test]" not in line for line in installs), installs
+    assert run[-1].endswith("-m ml_math_nn train")
+    assert any('-e ".[test]"' in line for line in test)
+    for lines in (run, test):
+        says = [i for i, line in enumerate(lines) if line.startswith("echo") and "install" in line]
+        pips = [i for i, line in enumerate(lines) if "pip install" in line and "--upgrade pip" not in line]
+        assert says and says[0] < pips[0], "a message before the first install"
