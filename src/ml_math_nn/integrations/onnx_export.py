@@ -25,7 +25,8 @@ rows :math:`X` (the input ``X``, float32, shape ``(batch, n_features)``, any bat
    logit, independent), except that two classes on one sigmoid output (the layout of
    scikit-learn's binary classifier) give ``label`` (the second class where
    :math:`p > 0.5`) and ``probabilities`` :math:`(1 - p, p)`; for the regression head
-   ``values``.
+   ``values``, :math:`z \sigma_y + \mu_y` when the model standardised its targets
+   (``Mul`` and ``Add``).
 
 The graph computes in float32 (a float64 model's arrays are rounded to it): ONNX Runtime
 has no float64 ``Erf``, and float32 is what deployment runtimes run best.  The model's
@@ -433,7 +434,12 @@ def to_onnx(model: Model, classes: Sequence[Any] | NDArray[Any] | None = None, f
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [batch, n_out]),
         ]
     elif head == "mean_squared_error":
-        graph.node("Identity", [logits], "values")
+        target = getattr(model, "target_scaler", None)  # outputs standardised in training: back to the targets' units
+        if target is None:
+            graph.node("Identity", [logits], "values")
+        else:
+            scaled = graph.node("Mul", [logits, graph.constant("target_scale", target.scale)])
+            graph.node("Add", [scaled, graph.constant("target_mean", target.mean)], "values")
         outputs = [helper.make_tensor_value_info("values", TensorProto.FLOAT, [batch, n_out])]
     else:
         raise ValueError(f"cannot export to ONNX: no converter for the {head!r} head")
