@@ -98,9 +98,9 @@ h2 { font-size: 1.2em; margin: 1.4em 0 0.4em; border-bottom: 1px solid #ddd; }
 h3 { font-size: 1.05em; }
 p.sub { margin: 0 0 0.6em; color: #555; overflow-wrap: anywhere; }
 .cards { display: flex; flex-wrap: wrap; gap: 0.5em; margin: 0.4em 0 0.6em; }
-.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.3em 0.8em; min-width: 8.5em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.25em 0.7em; flex: 0 1 auto; min-width: 6.5em; }
 .card .k { font-size: 0.8em; color: #555; }
-.card .v { font-size: 1.35em; font-variant-numeric: tabular-nums; }
+.card .v { font-size: 1.25em; font-variant-numeric: tabular-nums; }
 .card.main .v { font-weight: 600; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr)); gap: 0.8em; }
 .scroll { overflow-x: auto; max-width: 100%; }
@@ -112,6 +112,7 @@ thead th { background: #f0f0f0; }
 tr.diff td, tr.diff th { background: #fff3b0; }
 td.best { font-weight: bold; }
 figure { margin: 0 0 1em; min-width: 0; }
+figure.wide { grid-column: 1 / -1; }
 figure img { display: block; width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.88em; }
 details { margin: 0.8em 0; }
@@ -242,9 +243,12 @@ def _option(value: Any) -> str:
 
 
 def _seconds(value: Any) -> str:
+    """A duration: ``2 min 5 s``, ``9.2 s``, ``41 ms``."""
     number = _number(value)
     if number is None:
         return "—"
+    if number < 1:
+        return f"{number * 1000:.3g} ms"
     minutes, seconds = divmod(number, 60)
     return f"{int(minutes)} min {seconds:.0f} s" if minutes else f"{seconds:.1f} s"
 
@@ -276,10 +280,26 @@ def _table(
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
+WIDE_PIXELS = 1400
+"""A figure wider than this (in PNG pixels) spans the whole width of the figure grid."""
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG's header (0, 0 if it is not a PNG)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+        return 0, 0
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def _figure(png: bytes, caption: str, alt: str) -> str:
+    """A figure shown no larger than its size in inches at 100 CSS px per inch (a 150-dpi PNG
+    shrinks by 1.5, so it stays sharp on a high-resolution screen); a wide one spans the grid."""
     data = base64.b64encode(png).decode("ascii")
+    width = _png_size(png)[0]
+    css = ' class="wide"' if width > WIDE_PIXELS else ""
+    style = f' style="max-width: {round(width * 100 / 150)}px"' if width else ""
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+        f'<figure{css}><img src="data:image/png;base64,{data}" alt="{_esc(alt)}"{style}>'
         f"<figcaption>{_esc(caption)}</figcaption></figure>"
     )
 
