@@ -268,6 +268,7 @@ def test_an_unsupported_layer_or_head_is_a_one_line_error_naming_it(onnx: Module
         to_onnx(Model(Network([Dense(3, 2, rng=rng)], loss=Unnamed()), ["a", "b"]))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_the_estimator_exports_with_its_own_labels(
     onnx: ModuleType, ort: ModuleType, rng: np.random.Generator, tmp_path: Path
 ) -> None:
@@ -283,6 +284,38 @@ def test_the_estimator_exports_with_its_own_labels(
     outputs = run_both(onnx, ort, onnx.load(str(path)), X)
     assert_classifier_matches(outputs, est.predict(X), est.predict_proba(X))
     assert outputs[0][0].dtype == np.int64
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_binary_multi_label_and_regression_estimators_export(
+    onnx: ModuleType, ort: ModuleType, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_digits
+
+    from ml_math_nn.integrations import estimator
+
+    if not hasattr(estimator, "MLPRegressor"):
+        pytest.skip("the regressor and the multi-label classifier are issue 15's, not there yet")
+    MLPClassifier, MLPRegressor = estimator.MLPClassifier, estimator.MLPRegressor
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300].astype(np.float32), y[:300]
+    binary = MLPClassifier((16,), max_iter=3, random_state=0).fit(X, np.where(y < 5, "low", "high"))
+    binary.to_onnx(tmp_path / "binary.onnx")
+    outputs = run_both(onnx, ort, onnx.load(str(tmp_path / "binary.onnx")), X)
+    assert_classifier_matches(outputs, binary.predict(X), binary.predict_proba(X))
+
+    Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)
+    multi = MLPClassifier((16,), max_iter=3, random_state=0).fit(X, Y)
+    multi.to_onnx(tmp_path / "multi.onnx")
+    for labels, probabilities in run_both(onnx, ort, onnx.load(str(tmp_path / "multi.onnx")), X):
+        np.testing.assert_allclose(probabilities, multi.predict_proba(X), rtol=0, atol=TOL)
+        np.testing.assert_array_equal(labels, multi.predict(X))
+
+    regressor = MLPRegressor(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X, y * 1.5 + 10)
+    regressor.to_onnx(tmp_path / "regressor.onnx")
+    for (values,) in run_both(onnx, ort, onnx.load(str(tmp_path / "regressor.onnx")), X):
+        np.testing.assert_allclose(values[:, 0], regressor.predict(X), rtol=1e-5, atol=TOL)
 
 
 def predict_csv(run: Path, X: np.ndarray, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -367,3 +400,31 @@ def test_the_readme_runs_an_exported_model_with_onnxruntime_alone(
     assert done.returncode == 0, done.stderr
     probabilities = network.predict_proba(model.transform(X))
     assert done.stdout.strip() == str([str(k) for k in probabilities.argmax(axis=1)])
+
+
+def test_export_errors_are_one_line_and_leave_no_file(
+    onnx: ModuleType,
+    rng: np.random.Generator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ml_math_nn.runs.persistence import save_model
+
+    run, out = str(tmp_path / "run"), str(tmp_path / "m.onnx")
+    save_model(run, Model(build_mlp(4, [5], 2, rng), ["a", "b"]))
+    cases = [
+        (["--model", str(tmp_path / "none"), "--output", out], "none/model.npz: no such file"),
+        (["--model", run, "--output", str(tmp_path / "missing" / "m.onnx")], "m.onnx: cannot write"),
+    ]
+    for args, message in cases:
+        assert main(["export", *args]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+    with pytest.raises(SystemExit):
+        main(["export", "--model", run, "--format", "tflite", "--output", out])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    assert main(["export", "--model", run, "--output", out]) == 2
+    assert "pip install 'ml-math-nn[export]'" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.glob(".m.onnx.*"))
