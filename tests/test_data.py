@@ -162,7 +162,8 @@ def test_npz_images_keep_uint8_and_shape(tmp_path: Path, rng: np.random.Generato
     X = rng.integers(0, 256, size=(40, 5, 2), dtype=np.uint8)
     y = np.repeat([0.5, 2.0], 20)
     np.savez(tmp_path / "im.npz", X=X, y=y)
-    d = load_dataset(f"npz:{tmp_path / 'im.npz'}", test_size=0.25)
+    # Labels that are not whole numbers would be told to be a regression target: say classes.
+    d = load_dataset(f"npz:{tmp_path / 'im.npz'}", test_size=0.25, task="classification")
     assert d.X_train.dtype == np.uint8 and d.image_shape == (5, 2) and d.n_features == 10
     assert d.class_names == ["0.5", "2"] and len(d.X_test) == 10
 
@@ -176,7 +177,12 @@ def test_npz_other_dtypes_become_float32(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "kwargs", "message"),
     [
-        ("imagenet", {}, "unknown dataset 'imagenet'; choose digits, fashion-mnist, mnist, csv:PATH or npz:PATH"),
+        (
+            "imagenet",
+            {},
+            "unknown dataset 'imagenet'; choose digits, diabetes, friedman1, fashion-mnist, mnist, "
+            "csv:PATH or npz:PATH",
+        ),
         ("csv:", {}, "unknown dataset 'csv:'"),
         ("digits", {"test_file": "t.csv"}, "digits: test file, label column and header options apply to csv:/npz:"),
         ("csv:nowhere.csv", {}, r"nowhere.csv: file not found \(looked for nowhere.csv and data/nowhere.csv\)"),

@@ -214,7 +214,7 @@ def npz(path: Path, **arrays: object) -> Path:
         ({"X": np.zeros(3), "y": np.zeros(3)}, r"X must be \(samples, features\) or \(samples, height, width\)"),
         ({"X": np.zeros((0, 2)), "y": np.zeros(0)}, r"X is empty \(no samples\), shape \(0, 2\)"),
         ({"X": np.array([["a"]]), "y": np.zeros(1)}, "X must be numeric, got dtype <U1"),
-        ({"X": np.zeros((2, 2)), "y": np.zeros((2, 1))}, "y must be a 1-D array of numbers or strings"),
+        ({"X": np.zeros((2, 2)), "y": np.array([["a"], ["b"]])}, "y must be a 1-D array of numbers or strings, or "),
         ({"X": np.array([[1.0, np.inf]]), "y": np.zeros(1)}, r"X holds non-finite values \(NaN or infinity\)"),
     ],
     ids=["no-y", "no-X", "count-mismatch", "1-D", "empty", "text-X", "2-D-y", "inf"],

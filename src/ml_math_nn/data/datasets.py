@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_diabetes, load_digits, make_friedman1
 from sklearn.model_selection import train_test_split
 
 from .._types import Array, Labels
@@ -24,6 +24,7 @@ from .readers import (
     DataError,
     csv_columns,
     is_numpy_file,
+    label_column_names,
     read_csv,
     read_csv_features,
     read_idx,
@@ -35,7 +36,10 @@ __all__ = [
     "DataError",
     "Dataset",
     "Standardizer",
+    "detect_task",
+    "diabetes",
     "digits",
+    "friedman1",
     "load_dataset",
     "load_features",
     "split",
@@ -51,6 +55,16 @@ FASHION_MNIST_CLASSES = [
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 """The four files of an MNIST-style dataset, in the order train images, train labels, test images, test labels."""
+
+TASKS = ("classification", "regression", "multilabel")
+"""What a dataset's targets are: a class per sample, real values, or 0/1 labels per sample."""
+
+MAX_DETECTED_CLASSES = 20
+"""Whole-number labels are told to be classes (see :func:`detect_task`) unless there are more
+distinct values than this and they are not the class indices ``0..K-1`` or ``1..K``."""
+
+FRIEDMAN1_SAMPLES, FRIEDMAN1_NOISE = 2000, 1.0
+"""Size and noise of the ``friedman1`` example dataset (:func:`friedman1`)."""
 
 
 @dataclass(frozen=True)
@@ -80,21 +94,27 @@ IDX_SOURCES = {
 
 @dataclass
 class Dataset:
-    """A train/test pair with integer labels ``0..K-1`` and the names of the classes.
+    """A train/test pair of features and targets, and the names of the outputs.
 
-    ``X_*`` hold one sample per row, as uint8 (images, scaled later) or floats.
+    ``X_*`` hold one sample per row, as uint8 (images, scaled later) or floats.  The
+    targets depend on ``task`` (:data:`TASKS`): integer labels ``0..K-1`` and the names
+    of the K classes (classification); real values, (m,) for one output or (m, K) for
+    several (regression); 0/1 indicators (m, K) as int8 (multilabel).  ``class_names``
+    names the K outputs (classes, target columns or labels).
     ``image_shape`` is set for image data (e.g. ``(28, 28)``) so plots can show samples.
-    ``extra`` records provenance, e.g. ``{"files": [...]}`` for data read from files.
+    ``extra`` records provenance, e.g. ``{"files": [...]}`` for data read from files, and
+    ``task_detected``, the sentence saying how an ``auto`` task was told from the data.
     """
 
     name: str
     X_train: NDArray[Any]
-    y_train: Labels
+    y_train: NDArray[Any]
     X_test: NDArray[Any]
-    y_test: Labels
+    y_test: NDArray[Any]
     class_names: list[str]
     image_shape: tuple[int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     @property
     def n_features(self) -> int:
@@ -171,14 +191,17 @@ class Standardizer:
         return out
 
 
-def split(X: NDArray[Any], y: Labels, test_size: float | None, seed: int) -> tuple[Array, Array, Labels, Labels]:
-    """Stratified train/test split, reproducible from ``seed``; ``test_size=None`` makes
+def split(
+    X: NDArray[Any], y: NDArray[Any], test_size: float | None, seed: int, stratify: bool = True
+) -> tuple[Array, Array, NDArray[Any], NDArray[Any]]:
+    """Train/test split, reproducible from ``seed``, stratified by the labels unless
+    ``stratify`` is False (real-valued or multi-label targets); ``test_size=None`` makes
     every sample a test sample (data for evaluating a saved model)."""
     if test_size is None:
         return X[:0], X, y[:0], y
     if not 0 < test_size < 1:
         raise ValueError(f"test size must be strictly between 0 and 1, got {test_size}")
-    parts = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
+    parts = train_test_split(X, y, test_size=test_size, stratify=y if stratify else None, random_state=seed)
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -207,6 +230,35 @@ def digits(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
     bunch = load_digits()
     X_train, X_test, y_train, y_test = split(bunch.data, bunch.target.astype(np.intp), test_size, seed)
     return Dataset("digits", X_train, y_train, X_test, y_test, [str(c) for c in range(10)], (8, 8))
+
+
+def diabetes(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's diabetes data (442 patients, 10 features as ``load_diabetes`` gives them):
+    regression of a disease progression score one year on (25 to 346), a random ``test_size`` split."""
+    bunch = load_diabetes()
+    X_train, X_test, y_train, y_test = split(bunch.data, bunch.target.astype(np.float64), test_size, seed, False)
+    return Dataset("diabetes", X_train, y_train, X_test, y_test, ["progression"], task="regression")
+
+
+def friedman1(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
+    r"""Friedman's regression problem 1, generated by scikit-learn's ``make_friedman1`` from ``seed``.
+
+    :data:`FRIEDMAN1_SAMPLES` (2,000) samples of 10 features uniform on [0, 1], of which
+    the first five matter:
+    :math:`y = 10 \sin(\pi x_1 x_2) + 20 (x_3 - 0.5)^2 + 10 x_4 + 5 x_5 + \varepsilon`,
+    :math:`\varepsilon \sim N(0, 1)` (:data:`FRIEDMAN1_NOISE`); a random ``test_size`` split.
+    """
+    X, y = make_friedman1(n_samples=FRIEDMAN1_SAMPLES, noise=FRIEDMAN1_NOISE, random_state=seed)
+    X_train, X_test, y_train, y_test = split(X, y, test_size, seed, False)
+    return Dataset("friedman1", X_train, y_train, X_test, y_test, ["y"], task="regression")
+
+
+EXAMPLES = {
+    "digits": ("classification", digits),
+    "diabetes": ("regression", diabetes),
+    "friedman1": ("regression", friedman1),
+}
+"""The example datasets that come with scikit-learn (nothing to download): their task and loader."""
 
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
@@ -299,6 +351,70 @@ def _encode_labels(path: Path, raw: NDArray[Any], classes: NDArray[Any] | None =
     return classes, y.astype(np.intp)
 
 
+def detect_task(raw: NDArray[Any]) -> tuple[str, str]:
+    """The task of targets ``raw`` as read from a file, and why, in words.
+
+    Several label columns (shape (m, K)) are multi-label when every value is 0 or 1, else
+    regression.  One column: text labels are classes; numbers are regression when one is
+    not a whole number, or when there are more than :data:`MAX_DETECTED_CLASSES` distinct
+    whole numbers that are not the class indices ``0..K-1`` or ``1..K`` (a count or a
+    score, say); otherwise classes.
+    """
+    if raw.dtype.kind in "US":
+        return "classification", "the labels are text"
+    values = np.unique(raw)
+    if raw.ndim == 2:
+        if np.isin(values, (0, 1)).all():
+            return "multilabel", f"{raw.shape[1]} label columns of 0/1 values"
+        return "regression", f"{raw.shape[1]} label columns of numbers that are not all 0/1"
+    fractional = values[values != np.round(values)]
+    if len(fractional):
+        return "regression", f"the labels are numbers, some not whole, e.g. {fractional[0]:g}"
+    k = len(values)
+    indices = k > 0 and values[0] in (0, 1) and values[-1] == values[0] + k - 1
+    if k > MAX_DETECTED_CLASSES and not indices:
+        return "regression", (
+            f"the labels are {k} distinct whole numbers from {values[0]:g} to {values[-1]:g}, not class indices"
+        )
+    return "classification", f"the labels are {k} distinct whole numbers"
+
+
+def _targets(
+    path: Path, raw: NDArray[Any], task: str, classes: NDArray[Any] | None = None
+) -> tuple[NDArray[Any] | None, NDArray[Any]]:
+    """The targets of ``task`` from the labels ``raw`` as read (for classification, the
+    classes too, see :func:`_encode_labels`); a :class:`DataError` naming the file when
+    they do not fit the task."""
+    if task == "classification":
+        if raw.ndim == 2:
+            raise DataError(
+                f"{path}: {raw.shape[1]} label columns, but classification takes one; several columns are "
+                "a multilabel (0/1 values) or regression task (--task)"
+            )
+        return _encode_labels(path, raw, classes)
+    if raw.dtype.kind in "US":
+        text = raw.flat[int(np.argmax([not _is_number_text(v) for v in raw.flat]))]
+        raise DataError(f"{path}: --task {task} needs numeric labels, got text ({str(text)!r})")
+    y = np.asarray(raw, dtype=np.float64)
+    if not np.isfinite(y).all():
+        raise DataError(f"{path}: --task {task} needs finite labels, got {y[~np.isfinite(y)][0]}")
+    if task == "multilabel":
+        y = y.reshape(len(y), -1)
+        bad = ~np.isin(y, (0, 1))
+        if bad.any():
+            raise DataError(f"{path}: --task multilabel needs 0/1 labels, got {y[bad][0]:g}")
+        return None, y.astype(np.int8)
+    return None, y
+
+
+def _is_number_text(value: Any) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _features(path: Path, X: NDArray[Any]) -> tuple[NDArray[Any], tuple[int, int] | None]:
     """Rows of uint8 or float32 features; (m, h, w) images are flattened and keep their shape."""
     image_shape = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
@@ -320,8 +436,11 @@ def _table_dataset(
     seed: int,
     label_column: str | int | None,
     header: bool | None,
+    task: str = "auto",
 ) -> Dataset:
-    """A CSV or NPZ table, with a stratified test split or a separate test file of the same format."""
+    """A CSV or NPZ table, with a test split (stratified for classes) or a separate test file
+    of the same format; ``task`` ``"auto"`` is told from the training file's labels
+    (:func:`detect_task`)."""
 
     def read(path: Path) -> tuple[NDArray[Any], tuple[int, int] | None, NDArray[Any]]:
         if kind == "csv":
@@ -334,23 +453,37 @@ def _table_dataset(
 
     path = _find_file(name, data_dir)
     X, image_shape, raw = read(path)
-    classes, y = _encode_labels(path, raw)
+    extra: dict[str, Any] = {}
+    if task == "auto":
+        task, why = detect_task(raw)
+        extra["task_detected"] = f"task: {task} ({why}; --task says otherwise)"
+    classes, y = _targets(path, raw, task)
     files = [path]
     if test_file is None:
         try:
-            X_train, X_test, y_train, y_test = split(X, y, test_size, seed)
+            X_train, X_test, y_train, y_test = split(X, y, test_size, seed, stratify=task == "classification")
         except ValueError as e:
-            raise DataError(f"{path}: cannot split off a stratified test set of {test_size:g}: {e}") from None
+            how = "a stratified" if task == "classification" else "a"
+            raise DataError(f"{path}: cannot split off {how} test set of {test_size:g}: {e}") from None
     else:
         test_path = _find_file(test_file, data_dir)
         X_test, test_shape, raw_test = read(test_path)
         if X_test.shape[1] != X.shape[1] or test_shape != image_shape:
             raise DataError(f"{test_path}: {X_test.shape[1]} features per sample, the training file has {X.shape[1]}")
-        _, y_test = _encode_labels(test_path, raw_test, classes)
+        if raw_test.shape[1:] != raw.shape[1:]:
+            shapes = f"{raw_test.shape[1:]}, the training file's are {raw.shape[1:]}"
+            raise DataError(f"{test_path}: labels of shape {shapes}")
+        _, y_test = _targets(test_path, raw_test, task, classes)
         X_train, y_train = X, y
         files.append(test_path)
-    names = [_class_name(c.item()) for c in classes]
-    return Dataset(path.stem, X_train, y_train, X_test, y_test, names, image_shape, {"files": [str(p) for p in files]})
+    if classes is not None:
+        names = [_class_name(c.item()) for c in classes]
+    elif kind == "csv":
+        names = label_column_names(path, label_column, header)
+    else:
+        names = ["y"] if raw.ndim == 1 else [f"y{k}" for k in range(raw.shape[1])]
+    extra["files"] = [str(p) for p in files]
+    return Dataset(path.stem, X_train, y_train, X_test, y_test, names, image_shape, extra, task)
 
 
 def load_dataset(
@@ -363,6 +496,7 @@ def load_dataset(
     label_column: str | int | None = None,
     header: bool | None = None,
     subset: int | None = None,
+    task: str = "auto",
 ) -> Dataset:
     """The dataset named by ``spec``.
 
@@ -372,7 +506,8 @@ def load_dataset(
         ``digits``; ``fashion-mnist`` or ``mnist`` (the four IDX files, raw or gzipped,
         from ``data_dir`` or ``data/<name>/`` or ``data/``, and for Fashion-MNIST also
         where Debian's ``dataset-fashion-mnist`` installs them), with their official
-        test sets; ``csv:PATH`` or ``npz:PATH`` (arrays ``X`` and ``y``) for any table.
+        test sets; ``diabetes`` and ``friedman1`` (regression, see :func:`diabetes` and
+        :func:`friedman1`); ``csv:PATH`` or ``npz:PATH`` (arrays ``X`` and ``y``) for any table.
     data_dir : str or Path, optional
         Folder to read IDX files from, and to look in for CSV/NPZ paths not found as given.
     test_file : str or Path, optional
@@ -384,31 +519,45 @@ def load_dataset(
     label_column, header
         For CSV files, see :func:`ml_math_nn.data.readers.read_csv`.
     subset : int, optional
-        Keep only this many training samples (a seeded stratified draw, see
+        Keep only this many training samples (a seeded draw, stratified for classes, see
         :func:`stratified_subset`); the test set is kept whole.
+    task : str
+        ``classification``, ``regression``, ``multilabel`` (see :class:`Dataset`), or
+        ``auto``: a file's is told from its labels (:func:`detect_task`, the sentence in
+        ``extra["task_detected"]``), a named dataset's is its own.
 
-    Labels of any type become ``0..K-1`` in sorted order; ``class_names`` keeps the originals.
+    Class labels of any type become ``0..K-1`` in sorted order; ``class_names`` keeps the originals.
 
     Raises
     ------
     DataError
         Unknown spec, missing or malformed file (the message names it).
     """
+    if task != "auto" and task not in TASKS:
+        raise DataError(f"unknown task {task!r}; choose auto, {', '.join(TASKS)}")
     kind, sep, arg = spec.partition(":")
     if kind == "npy" and arg:
         from .rows import npy_dataset  # (rows builds on this module)
 
         dataset = npy_dataset(arg)
     elif kind in ("csv", "npz") and arg:
-        dataset = _table_dataset(kind, arg, data_dir, test_file, test_size, seed, label_column, header)
-    elif sep or kind not in ("digits", *IDX_SOURCES):
-        raise DataError(f"unknown dataset {spec!r}; choose digits, fashion-mnist, mnist, csv:PATH or npz:PATH")
+        dataset = _table_dataset(kind, arg, data_dir, test_file, test_size, seed, label_column, header, task)
+    elif sep or kind not in (*EXAMPLES, *IDX_SOURCES):
+        raise DataError(
+            f"unknown dataset {spec!r}; choose {', '.join([*EXAMPLES, *IDX_SOURCES])}, csv:PATH or npz:PATH"
+        )
     elif test_file is not None or label_column is not None or header is not None:
         raise DataError(f"{spec}: test file, label column and header options apply to csv:/npz: datasets only")
     else:
-        dataset = digits(test_size, seed) if kind == "digits" else _idx_dataset(kind, data_dir)
+        own = EXAMPLES[kind][0] if kind in EXAMPLES else "classification"
+        if task not in ("auto", own):
+            raise DataError(f"{spec}: a {own} dataset, so --task {task} does not apply")
+        dataset = EXAMPLES[kind][1](test_size, seed) if kind in EXAMPLES else _idx_dataset(kind, data_dir)
     if subset is not None and subset < len(dataset.y_train):
-        keep = stratified_subset(dataset.y_train, subset, seed)
+        if dataset.task == "classification":
+            keep = stratified_subset(dataset.y_train, subset, seed)
+        else:  # nothing to stratify by: a seeded draw of rows
+            keep = np.sort(np.random.default_rng(seed).permutation(len(dataset.y_train))[:subset])
         dataset.X_train, dataset.y_train = dataset.X_train[keep], dataset.y_train[keep]
     return dataset
 
@@ -450,8 +599,14 @@ def _extra_label_column(
     path: Path, header: bool | None, n_features: int, label_column: str | int | None
 ) -> str | int | None:
     """The label column of a CSV file that has one column more than ``n_features`` (see
-    :func:`load_features`), or ``None`` when the file is not so labelled."""
+    :func:`load_features`), or ``None`` when the file is not so labelled.  Several label
+    columns (``"a,b,c"``, a multi-label or multi-output model's) are all given back when the
+    file has that many columns more and they are all header names."""
     names, n_cols = csv_columns(path, header)
+    if isinstance(label_column, str) and "," in label_column and (names is None or label_column not in names):
+        parts = [part.strip() for part in label_column.split(",")]
+        fits = n_cols == n_features + len(parts) and names is not None and all(p in names for p in parts)
+        return label_column if fits else None
     if n_cols != n_features + 1:
         return None
     if label_column is None:

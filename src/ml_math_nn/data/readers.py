@@ -167,6 +167,31 @@ def _label_index(path: Path, names: list[str] | None, n_cols: int, label_column:
     return label_column % n_cols
 
 
+def _label_indices(path: Path, names: list[str] | None, n_cols: int, label_column: str | int | None) -> list[int]:
+    """The label columns: one (:func:`_label_index`), or several for ``"a,b,c"`` (names or
+    indices, comma-separated; a header name that holds a comma is one column)."""
+    if not isinstance(label_column, str) or "," not in label_column or (names is not None and label_column in names):
+        return [_label_index(path, names, n_cols, label_column)]
+    parts = [part.strip() for part in label_column.split(",")]
+    indices = [_label_index(path, names, n_cols, part) for part in parts]
+    if len(set(indices)) < len(indices):
+        raise DataError(f"{path}: label columns {label_column!r} name a column twice")
+    if len(indices) >= n_cols:
+        raise DataError(f"{path}: label columns {label_column!r} leave no feature column")
+    return indices
+
+
+def label_column_names(
+    path: str | Path, label_column: str | int | None = None, header: bool | None = None
+) -> list[str]:
+    """The names of a CSV file's label columns (see :func:`read_csv_table`): the header's,
+    or ``column N`` (1-based) in a file without one."""
+    path = Path(path)
+    names, n_cols = csv_columns(path, header)
+    indices = _label_indices(path, names, n_cols, label_column)
+    return [names[i] if names is not None else f"column {i + 1}" for i in indices]
+
+
 def _bad_cell(path: Path, line: int, col: int, names: list[str] | None, what: str) -> DataError:
     name = f" ({names[col]!r})" if names is not None else ""
     return DataError(f"{path}: line {line}, column {col + 1}{name}: {what}")
@@ -223,7 +248,8 @@ def read_csv_table(
         Comma-separated UTF-8 text; blank lines are skipped.
     label_column : str, int or None
         The label column by header name or by index (negative counts from the end;
-        a string of digits that is not a header name is an index).
+        a string of digits that is not a header name is an index); several, as names or
+        indices separated by commas (``"a,b,c"``), for multi-label or multi-output data.
         ``None`` means the column named ``label`` if the header has one, else the last.
     header : bool or None
         Whether the first row names the columns.  ``None`` guesses: it is a header
@@ -235,7 +261,9 @@ def read_csv_table(
     X : ndarray of float32, shape (m, n)
         Every other column; each cell must be a finite number.
     labels : ndarray
-        The label column as float64 when every label is a number, else as strings.
+        The label column as float64 when every label is a number, else as strings; with
+        several label columns (``label_column="a,b,c"``), one column of labels per label
+        column, shape (m, K).
 
     Raises
     ------
@@ -255,11 +283,11 @@ def read_csv_table(
     if n_cols < 1 + with_labels:
         needs = "a label column and at least one feature column" if with_labels else "at least one column"
         raise DataError(f"{path}: needs {needs}, found {n_cols} column")
-    label = _label_index(path, names, n_cols, label_column) if with_labels else -1
-    features = [c for c in range(n_cols) if not with_labels or c != label]
+    label_cols = _label_indices(path, names, n_cols, label_column) if with_labels else []
+    features = [c for c in range(n_cols) if c not in label_cols]
 
     blocks: list[NDArray[np.float32]] = []
-    labels: list[str] = []
+    labels: list[list[str]] = []
     block: list[tuple[int, list[str]]] = []
 
     def convert(block: list[tuple[int, list[str]]]) -> None:
@@ -278,9 +306,10 @@ def read_csv_table(
             line, row = block[i]
             raise _bad_cell(path, line, features[j], names, f"non-finite value {row[features[j]]!r}")
         for line, row in block if with_labels else ():
-            if not row[label].strip():
-                raise _bad_cell(path, line, label, names, "empty label")
-            labels.append(row[label].strip())
+            for label in label_cols:
+                if not row[label].strip():
+                    raise _bad_cell(path, line, label, names, "empty label")
+            labels.append([row[label].strip() for label in label_cols])
 
     data_rows = ([first] if not header else []) + ([second] if second is not None else [])
     for line, row in (*data_rows, *rows):
@@ -298,7 +327,8 @@ def read_csv_table(
     if not with_labels:
         return X, None
     raw = np.array(labels)
-    return X, (raw.astype(np.float64) if all(_is_number(v) for v in labels) else raw)
+    raw = raw[:, 0] if len(label_cols) == 1 else raw
+    return X, (raw.astype(np.float64) if all(_is_number(v) for v in raw.flat) else raw)
 
 
 def read_npz(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
@@ -317,7 +347,8 @@ def read_npz_table(path: str | Path, with_labels: bool = True) -> tuple[NDArray[
     """Arrays ``X`` (m, n) or images (m, h, w) and ``y`` (m,) from an ``.npz`` archive.
 
     ``X`` must be numeric (bool, integer or float, all finite); ``y`` numeric or
-    strings.  Nothing is unpickled.
+    strings, or numeric of shape (m, K) (several labels or outputs per sample).
+    Nothing is unpickled.
 
     Raises
     ------
@@ -350,7 +381,11 @@ def read_npz_table(path: str | Path, with_labels: bool = True) -> tuple[NDArray[
     if X.ndim not in (2, 3) or X[0].size == 0:
         raise DataError(f"{path}: X must be (samples, features) or (samples, height, width), got shape {X.shape}")
     if y is not None and (y.ndim != 1 or y.dtype.kind not in "buifUS"):
-        raise DataError(f"{path}: y must be a 1-D array of numbers or strings, got {y.dtype} shape {y.shape}")
+        if y.ndim != 2 or y.dtype.kind not in "buif" or y.shape[1] == 0:
+            raise DataError(
+                f"{path}: y must be a 1-D array of numbers or strings, or (samples, outputs) numbers, "
+                f"got {y.dtype} shape {y.shape}"
+            )
     if y is not None and len(y) != len(X):
         raise DataError(f"{path}: {len(X)} samples in X but {len(y)} labels in y")
     if X.dtype.kind == "f" and not np.isfinite(X).all():

@@ -60,6 +60,19 @@ FIGURES: dict[str, FigureEntry] = {
         "Higher is better. Validation (when the run has one) guided the choices; the test split was only measured.",
     ),
     "learning_rate.png": FigureEntry("curves", "The step size each epoch's updates used (the schedule's output)."),
+    "r2.png": FigureEntry(
+        "curves", "Regression: higher is better, 1 a perfect fit, 0 no better than predicting the mean."
+    ),
+    "predicted_vs_true.png": FigureEntry(
+        "predictions",
+        "Regression: each test sample's prediction against its true value, in the target's units; "
+        "a perfect model puts every point on the line.",
+    ),
+    "residuals.png": FigureEntry(
+        "predictions",
+        "Regression: prediction minus truth. A good fit scatters them evenly about 0 at every "
+        "predicted value; a slope or a curve is structure the model missed.",
+    ),
     "confusion_matrix.png": FigureEntry(
         "predictions",
         "Rows are the true classes. The colour scale is set by the off-diagonal cells (the errors), "
@@ -82,6 +95,7 @@ FIGURES: dict[str, FigureEntry] = {
 
 TABLES = {
     "per_class_metrics.csv": "Precision, recall and F1 per class (test set)",
+    "per_label_metrics.csv": "Precision, recall and F1 per label of a multi-label model (test set)",
     "confusion_matrix.csv": "Confusion matrix counts (rows: true class, columns: predicted class)",
     "metrics.csv": "Metrics per epoch",
 }

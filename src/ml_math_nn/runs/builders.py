@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from .._types import Array, Labels
+from .._types import Array
 from ..data import datasets as data
 from ..data.rows import ScaledRows
 from ..gradcheck import Results, check_network, fix_dropout_masks
+from ..losses import Loss, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy, Target
 from ..network import Network, build_mlp
 from .options import TrainConfig
 from .options import build_optimizer as build_optimizer  # the optimiser and schedule are built where
@@ -34,17 +37,47 @@ class PreparedData:
     dataset: data.Dataset
     scaler: data.Standardizer
     X_train: Array | ScaledRows
-    y_train: Labels
+    y_train: Target
     X_test: Array
-    y_test: Labels
+    y_test: Target
     X_val: Array | None = None
-    y_val: Labels | None = None
+    y_val: Target | None = None
+    target_scaler: data.Standardizer | None = None
+    """Regression only: the targets' mean and standard deviation per output on the training
+    split; every ``y_*`` here is standardised by it (the dataset keeps the originals)."""
 
-    def eval_sets(self) -> dict[str, tuple[Array, Labels]]:
+    def eval_sets(self) -> dict[str, tuple[Array, Target]]:
         sets = {"test": (self.X_test, self.y_test)}
         if self.X_val is not None and self.y_val is not None:
             sets = {"val": (self.X_val, self.y_val), **sets}
         return sets
+
+
+TASK_HEADS: dict[str, type[Loss]] = {
+    "classification": SoftmaxCrossEntropy,
+    "regression": MeanSquaredError,
+    "multilabel": SigmoidCrossEntropy,
+}
+"""The loss head of each task (:data:`ml_math_nn.data.datasets.TASKS`)."""
+
+
+def task_of(network: Network) -> str:
+    """The task a network's head serves (see :data:`TASK_HEADS`); the head is saved with the model."""
+    for task, head in TASK_HEADS.items():
+        if isinstance(network.loss, head):
+            return task
+    raise ValueError(f"no task has the {network.loss.name} head")
+
+
+def scale_targets(scaler: data.Standardizer, y: NDArray[Any]) -> Array:
+    r"""Real-valued targets (m,) or (m, K) standardised by ``scaler``, :math:`(y - \mu) / \sigma`, as (m, K)."""
+    return scaler.transform(np.asarray(y).reshape(len(y), -1))
+
+
+def unscale_targets(scaler: data.Standardizer | None, values: Array) -> NDArray[np.float64]:
+    r"""Standardised values (m, K) back in the targets' units, :math:`v \sigma + \mu`, in float64."""
+    out: NDArray[np.float64] = np.asarray(values, dtype=np.float64)
+    return out if scaler is None else out * scaler.scale.astype(np.float64) + scaler.mean.astype(np.float64)
 
 
 def derived_seeds(seed: int) -> dict[str, np.random.SeedSequence]:
@@ -62,14 +95,18 @@ def load_configured_dataset(config: TrainConfig) -> data.Dataset:
         seed=config.seed,
         label_column=config.label_column,
         subset=config.subset,
+        task=config.task,
     )
 
 
-def validation_split(X: Array, y: Labels, val_size: float, seed: int) -> tuple[Array, Array, Labels, Labels]:
-    """Stratified ``(X_train, X_val, y_train, y_val)``, drawn from the seed's ``val_split`` stream."""
+def validation_split(
+    X: Array, y: Target, val_size: float, seed: int, stratify: bool = True
+) -> tuple[Array, Array, Target, Target]:
+    """``(X_train, X_val, y_train, y_val)``, stratified by the labels unless ``stratify`` is
+    False (real values, several labels), drawn from the seed's ``val_split`` stream."""
     split_seed: int = derived_seeds(seed)["val_split"].generate_state(1).tolist()[0]
     try:
-        return data.split(X, y, val_size, split_seed)
+        return data.split(X, y, val_size, split_seed, stratify)
     except ValueError as e:  # scikit-learn's message alone would not say which split
         raise ValueError(f"val_size {val_size:g}: cannot split a validation set off {len(y)} samples: {e}") from None
 
@@ -80,7 +117,8 @@ def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> Pr
     dtype = np.dtype(config.dtype)
     X_train, y_train, X_val, y_val = dataset.X_train, dataset.y_train, None, None
     if config.val_size > 0:
-        X_train, X_val, y_train, y_val = validation_split(X_train, y_train, config.val_size, config.seed)
+        stratify = dataset.task == "classification"
+        X_train, X_val, y_train, y_val = validation_split(X_train, y_train, config.val_size, config.seed, stratify)
     scaler = data.Standardizer.fit(X_train, dtype, per_feature=dataset.image_shape is None)
     # uint8 images are a quarter of their float32 copy, and a memory-mapped file is read as
     # needed: both stay as they are and are scaled a batch at a time.
@@ -88,13 +126,18 @@ def prepare_data(config: TrainConfig, dataset: data.Dataset | None = None) -> Pr
     train = ScaledRows(X_train, scaler) if lazy else scaler.transform(X_train)
     X_test = scaler.transform(dataset.X_test)
     X_val = None if X_val is None else scaler.transform(X_val)
+    y_test, target_scaler = dataset.y_test, None
+    if dataset.task == "regression":  # standardised targets: one learning rate suits any units
+        target_scaler = data.Standardizer.fit(np.asarray(y_train).reshape(len(y_train), -1), dtype)
+        y_train, y_test = scale_targets(target_scaler, y_train), scale_targets(target_scaler, y_test)
+        y_val = None if y_val is None else scale_targets(target_scaler, y_val)
     # The run keeps the data once: the raw arrays (e.g. 60,000 uint8 images) are dropped
     # from the dataset here, those still needed live on in ScaledRows.  Empty copies keep
     # the feature count and dtype (an empty slice would be a view that keeps the whole
     # raw array alive).
     empty = {name: np.empty_like(getattr(dataset, name)[:0]) for name in ("X_train", "X_test")}
     raw_free = dataclasses.replace(dataset, **empty)
-    return PreparedData(raw_free, scaler, train, y_train, X_test, dataset.y_test, X_val, y_val)
+    return PreparedData(raw_free, scaler, train, y_train, X_test, y_test, X_val, y_val, target_scaler)
 
 
 def run_generators(seed: int) -> dict[str, np.random.Generator]:
@@ -104,9 +147,15 @@ def run_generators(seed: int) -> dict[str, np.random.Generator]:
 
 
 def build_network(
-    config: TrainConfig, n_features: int, n_classes: int, dropout_rng: np.random.Generator | None = None
+    config: TrainConfig,
+    n_features: int,
+    n_classes: int,
+    dropout_rng: np.random.Generator | None = None,
+    task: str = "classification",
 ) -> Network:
     """The network ``config`` describes, initialised from the seed's ``init`` stream.
+
+    ``n_classes`` is the number of outputs, and ``task`` picks their head (:data:`TASK_HEADS`).
 
     Its dropout layers (if any) draw from ``dropout_rng`` (default: the seed's own stream).
     Widths too large to allocate raise ``ValueError`` naming ``--hidden``: an input error.
@@ -125,6 +174,7 @@ def build_network(
             batch_norm=config.batch_norm,
             init=config.init,
             l2=config.l2,
+            loss=TASK_HEADS[task](),
         )
     except MemoryError:
         widths = [n_features, *config.hidden, n_classes]
@@ -152,6 +202,6 @@ def check_config(config: TrainConfig, samples: int = 8, h: float = 1e-6) -> Resu
     config = config.merged({"dtype": "float64"}, "gradcheck")
     data = prepare_data(config)
     x, y = data.X_train[:samples], data.y_train[:samples]
-    network = build_network(config, data.dataset.n_features, data.dataset.n_classes)
+    network = build_network(config, data.dataset.n_features, data.dataset.n_classes, task=data.dataset.task)
     fix_dropout_masks(network, len(x), run_generators(config.seed)["dropout"])
     return check_network(network, x, y, h)

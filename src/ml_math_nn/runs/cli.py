@@ -315,13 +315,19 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ..data.datasets import load_dataset
     from ..train import evaluate
-    from .builders import prepare_data
+    from .builders import prepare_data, scale_targets, task_of
     from .options import TrainConfig
     from .persistence import load_model
+    from .training import task_metrics
 
     model = load_model(args.model)
+    task = task_of(model.network)
     if args.dataset:
-        ds = load_dataset(args.dataset, data_dir=args.data_dir, label_column=args.label_column, test_size=None)
+        # A multi-label or regression model's data has its label columns where training had them.
+        label_column = args.label_column or (
+            model.meta.get("config", {}).get("label_column") if task != "classification" else None
+        )
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, label_column=label_column, test_size=None, task=task)
         X, y, names = model.transform(ds.X_test, args.dataset), ds.y_test, ds.class_names
         where = args.dataset
     else:
@@ -339,27 +345,69 @@ def _evaluate(args: argparse.Namespace) -> int:
             prepared.dataset.class_names,
             f"{config.dataset} test split",
         )
-    if names != model.class_names:
-        raise UsageError(f"{where}: classes {names} do not match the model's {model.class_names}")
-    loss, acc = evaluate(model.network, X, y)
-    print(f"{where}: {len(y)} samples  loss {loss:.4f}  accuracy {acc:.4f}")
+    if task == "regression" and len(names) != len(model.class_names):
+        raise UsageError(f"{where}: {len(names)} target columns, the model predicts {len(model.class_names)}")
+    if task != "regression" and names != model.class_names:
+        kinds = "classes" if task == "classification" else "labels"
+        raise UsageError(f"{where}: {kinds} {names} do not match the model's {model.class_names}")
+    if task == "classification":
+        loss, acc = evaluate(model.network, X, y)
+        print(f"{where}: {len(y)} samples  loss {loss:.4f}  accuracy {acc:.4f}")
+        return 0
+    if not args.dataset:  # the test targets as the dataset gives them (in their units), not standardised
+        y = prepared.dataset.y_test
+    scaled = scale_targets(model.target_scaler, y) if model.target_scaler is not None else y
+    loss = evaluate(model.network, X, scaled)[0]
+    m = task_metrics(model, task, X, y)
+    if task == "regression":
+        print(f"{where}: {len(y)} samples  loss {loss:.4f}  R2 {m['r2']:.4f}  MSE {m['mse']:.6g}  MAE {m['mae']:.6g}")
+    else:
+        print(
+            f"{where}: {len(y)} samples  loss {loss:.4f}  subset accuracy {m['subset_accuracy']:.4f}  "
+            f"macro F1 {m['f1_macro']:.4f}"
+        )
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     from ..data.datasets import load_features
-    from .persistence import atomic_write, load_model
+    from .persistence import load_model
 
     model = load_model(args.model)
     # A labelled CSV file (the training format) has its label column dropped; the config names it.
     label_column = model.meta.get("config", {}).get("label_column")
     X = load_features(args.input, n_features=model.network.n_in, label_column=label_column)
-    probs = model.network.predict_proba(model.transform(X, args.input))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    if model.network.loss.name != "softmax_cross_entropy":  # regression values, or 0/1 labels
+        _predict_outputs(model, model.transform(X, args.input), writer)
+        return _write_predictions(args, buf)
+    probs = model.network.predict_proba(model.transform(X, args.input))
     writer.writerow(["row", "class", *(f"p_{name}" for name in model.class_names)])
     for i, (k, p) in enumerate(zip(probs.argmax(axis=1), probs, strict=True)):
         writer.writerow([i, model.class_names[k], *(f"{v:.6g}" for v in p)])
+    return _write_predictions(args, buf)
+
+
+def _predict_outputs(model: Any, X: Any, writer: Any) -> None:
+    """A regression model's values (one column per output, in the targets' units), or a
+    multi-label model's 0/1 labels and each label's probability ``p_<label>``."""
+    names = model.class_names
+    values = model.values(X)
+    if model.network.loss.probabilistic:
+        probs = model.network.predict_proba(X)
+        writer.writerow(["row", *names, *(f"p_{name}" for name in names)])
+        for i, (labels, p) in enumerate(zip(values, probs, strict=True)):
+            writer.writerow([i, *(int(v) for v in labels), *(f"{v:.6g}" for v in p)])
+    else:
+        writer.writerow(["row", *names])
+        for i, row in enumerate(values):
+            writer.writerow([i, *(f"{v:.6g}" for v in row)])
+
+
+def _write_predictions(args: argparse.Namespace, buf: io.StringIO) -> int:
+    from .persistence import atomic_write
+
     if args.output:
         atomic_write(Path(args.output), lambda f: f.write(buf.getvalue().encode()))
     else:

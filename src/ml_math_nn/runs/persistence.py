@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._types import Array
 from ..data.datasets import Standardizer
@@ -97,11 +98,24 @@ class Model:
     class_names: list[str]
     scaler: Standardizer | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    target_scaler: Standardizer | None = None
+    """Regression: the targets' mean and standard deviation per output, by which the network's
+    outputs are standardised (:meth:`values` maps them back); saved as ``target.mean``/``target.scale``."""
 
     def arrays(self) -> dict[str, Array]:
         out = dict(self.network.state())
         if self.scaler is not None:
             out["scaler.mean"], out["scaler.scale"] = self.scaler.mean, self.scaler.scale
+        if self.target_scaler is not None:
+            out["target.mean"], out["target.scale"] = self.target_scaler.mean, self.target_scaler.scale
+        return out
+
+    def values(self, X: Array) -> NDArray[np.float64]:
+        r"""The network's decisions on scaled features ``X`` as float64 (m, K): for a regression
+        model the predicted values in the targets' units, :math:`z \sigma + \mu`."""
+        out: NDArray[np.float64] = np.asarray(self.network.predict(X), dtype=np.float64).reshape(len(X), -1)
+        if self.target_scaler is not None:
+            out = out * self.target_scaler.scale.astype(np.float64) + self.target_scaler.mean.astype(np.float64)
         return out
 
     def transform(self, X: Array, source: str = "input") -> Array:
@@ -173,6 +187,7 @@ def model_meta(model: Model, arrays: Mapping[str, Array]) -> dict[str, Any]:
         "network": model.network.config(),
         "class_names": model.class_names,
         "scaler": model.scaler is not None,
+        **({"target_scaler": True} if model.target_scaler is not None else {}),
         "checksum": checksum(arrays),
         "meta": model.meta,
     }
@@ -203,6 +218,7 @@ def load_model(directory: str | Path) -> Model:
         network = Network.from_config(config["network"])
         class_names = [str(c) for c in config["class_names"]]
         has_scaler = bool(config["scaler"])
+        has_target_scaler = bool(config.get("target_scaler", False))
         meta = dict(config.get("meta", {}))
         network.shapes()  # ValueError when no layer fixes the input's shape or a layer cannot take its input
     except (AttributeError, KeyError, TypeError, ValueError, MemoryError) as e:  # the metadata is not checksummed
@@ -216,8 +232,12 @@ def load_model(directory: str | Path) -> Model:
     if has_scaler:
         empty = np.zeros(network.n_in, dtype=network.dtype)
         expected |= {"scaler.mean": empty, "scaler.scale": empty}
+    if has_target_scaler:
+        outputs = np.zeros(network.n_out, dtype=network.dtype)
+        expected |= {"target.mean": outputs, "target.scale": outputs}
     check_arrays(path, loaded, expected)
     for name, value in state.items():
         value[...] = loaded[name]
     scaler = Standardizer(loaded["scaler.mean"], loaded["scaler.scale"]) if has_scaler else None
-    return Model(network, class_names, scaler, meta)
+    target = Standardizer(loaded["target.mean"], loaded["target.scale"]) if has_target_scaler else None
+    return Model(network, class_names, scaler, meta, target)

@@ -104,8 +104,11 @@ def prepare_out_dir(out_dir: str | Path, clear: bool = False) -> Path:
 
 
 def metrics_csv(history: list[EpochRecord]) -> str:
-    """One row per epoch, the columns of :data:`METRIC_COLUMNS` (plus any extra metrics)."""
-    columns = METRIC_COLUMNS + [k for k in (history[0] if history else {}) if k not in METRIC_COLUMNS]
+    """One row per epoch, the columns of :data:`METRIC_COLUMNS` (plus any extra metrics; a
+    regression's records have no accuracy, but ``_r2``, ``_mse`` and ``_mae`` columns)."""
+    first = history[0] if history else {}
+    fixed = [c for c in METRIC_COLUMNS if not history or c in first or not c.endswith("_acc")]
+    columns = fixed + [k for k in first if k not in fixed]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, columns, lineterminator="\n")
     writer.writeheader()
@@ -115,9 +118,10 @@ def metrics_csv(history: list[EpochRecord]) -> str:
 
 
 def format_record(record: EpochRecord, epochs: int) -> str:
-    """The one-line report of an epoch: every loss and accuracy of the record."""
+    """The one-line report of an epoch: every loss and score of the record (accuracy; R² and
+    mean absolute error for a regression)."""
     parts = [f"epoch {int(record['epoch']):>{len(str(epochs))}}/{epochs}"]
-    for metric in ("loss", "acc"):
+    for metric in ("loss", "acc", "r2", "mae"):
         parts += [f"{k} {v:.4f}" for k, v in record.items() if k.endswith(f"_{metric}")]
     return "  ".join(parts)
 

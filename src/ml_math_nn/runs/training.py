@@ -28,7 +28,15 @@ from ..data import datasets as data
 from ..data.augment import random_shifts
 from ..network import Network
 from ..train import EarlyStopping, EpochRecord, ScheduleStep, Trainer, TrainingDiverged
-from .builders import build_network, build_optimizer, build_schedule, prepare_data, run_generators
+from .builders import (
+    PreparedData,
+    build_network,
+    build_optimizer,
+    build_schedule,
+    prepare_data,
+    run_generators,
+    unscale_targets,
+)
 from .checkpoint import Checkpointer, RunState, load_checkpoint
 from .options import TrainConfig
 from .persistence import Model, save_model, write_text
@@ -91,9 +99,12 @@ def run_training(
     prepared = prepare_data(config, dataset)
     load_seconds = time.perf_counter() - start
     ds = prepared.dataset
+    if "task_detected" in ds.extra:
+        log.info("%s", ds.extra["task_detected"])
+    check_monitor(config, ds.task)
     # Built before the run directory, so that a width too large to allocate leaves no directory.
     rngs = run_generators(config.seed)
-    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"])
+    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"], ds.task)
     out = prepare_out_dir(out_dir, clear=overwrite) if out_dir is not None else fresh_run_dir("runs", ds.name)
     with failing_run():
         write_text(out / "config.toml", config.to_toml())
@@ -116,11 +127,14 @@ def run_training(
         epoch = load_checkpoint(out, run)
         log.info("resuming %s after epoch %d of %d", out, epoch, config.epochs)
     run_callbacks: list[Callable[[Trainer, EpochRecord], None]] = [ScheduleStep(schedule)]
+    if ds.task == "regression":  # first, so that early stopping may watch val_mse or val_mae
+        run_callbacks.insert(0, TargetErrors(prepared))
     run_callbacks += [stopper] if stopper is not None else []
     run_callbacks += [Checkpointer(out, run, config.checkpoint_every)]
     run_callbacks += [LiveMetrics(out)]  # metrics.csv after every epoch, for a watcher
     run_callbacks += [lambda _, record: report(format_record(record, config.epochs)), *callbacks]
-    model = Model(network, ds.class_names, prepared.scaler, {"dataset": ds.name, "config": config.to_dict()})
+    meta = {"dataset": ds.name, "config": config.to_dict(), "task": ds.task}
+    model = Model(network, ds.class_names, prepared.scaler, meta, prepared.target_scaler)
     status = "failed"
     fit_start = time.perf_counter()
     with failing_run():
@@ -147,7 +161,12 @@ def run_training(
                     from ..results.plots import write_run_figures  # here: matplotlib's memory only when used
 
                     best_epoch = stopper.best_epoch if stopper is not None else None
-                    write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history, best_epoch)
+                    if ds.task == "classification":
+                        write_run_figures(out, model, ds, prepared.X_test, prepared.y_test, history, best_epoch)
+                    else:
+                        from ..results.plots import write_task_figures
+
+                        write_task_figures(out, model, ds.task, prepared.X_test, ds.y_test, history)
             write_text(out / "metrics.csv", metrics_csv(history))
             summary = {
                 "status": status,
@@ -166,6 +185,7 @@ def run_training(
                     "n_val": 0 if prepared.X_val is None else len(prepared.X_val),
                     "n_features": ds.n_features,
                     "n_classes": ds.n_classes,
+                    "task": ds.task,
                 },
                 "n_parameters": int(sum(p.size for _, p, _ in network.parameters())),
                 # Wall time is the whole run; of it, loading is reading, splitting and scaling
@@ -183,6 +203,8 @@ def run_training(
             if stopper is not None and history:
                 best = history[stopper.best_epoch - 1]
                 summary["final"] = {k: v for k, v in best.items() if k != "epoch"}
+            if status == "completed" and ds.task != "classification":
+                summary["test_metrics"] = task_metrics(model, ds.task, prepared.X_test, ds.y_test)
             write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if status == "interrupted":
         raise Interrupted(
@@ -209,6 +231,79 @@ def layer_rows(network: Network) -> list[dict[str, Any]]:
         {"layer": repr(layer), "output": list(out), "parameters": int(sum(p.size for p in layer.params.values()))}
         for layer, (_, out) in zip(network.layers, shapes, strict=True)
     ]
+
+
+TASK_MONITORS = {
+    "classification": ("val_loss", "val_acc"),
+    "multilabel": ("val_loss", "val_acc"),
+    "regression": ("val_loss", "val_r2", "val_mse", "val_mae"),
+}
+"""The validation metrics each task's records have (``val_acc`` of multi-label is the subset accuracy)."""
+
+
+def check_monitor(config: TrainConfig, task: str) -> None:
+    """A one-line ``ValueError`` when early stopping would watch a metric the task does not record."""
+    if config.early_stopping and config.monitor not in TASK_MONITORS[task]:
+        names = ", ".join(TASK_MONITORS[task])
+        raise ValueError(f"monitor {config.monitor!r}: a {task} run records {names}")
+
+
+class TargetErrors:
+    """Adds ``<set>_mse`` and ``<set>_mae`` of a regression, in the targets' own units, to each
+    epoch's record, for the sets the records score (train, val, test)."""
+
+    def __init__(self, prepared: PreparedData) -> None:
+        sets = {"train": (prepared.X_train, prepared.y_train), **prepared.eval_sets()}
+        self.scaler = prepared.target_scaler
+        self.sets = {name: (X, unscale_targets(self.scaler, y)) for name, (X, y) in sets.items()}
+
+    def __call__(self, trainer: Trainer, record: EpochRecord) -> None:
+        for name, (X, y) in self.sets.items():
+            if isinstance(X, np.ndarray) and f"{name}_loss" in record:
+                err = unscale_targets(self.scaler, trainer.network.predict(X)) - y
+                record[f"{name}_mse"], record[f"{name}_mae"] = float(np.mean(err**2)), float(np.mean(np.abs(err)))
+
+
+def task_metrics(model: Model, task: str, X: Any, y: Any) -> dict[str, Any]:
+    r"""The test metrics of a regression or multi-label model, for ``summary.json``.
+
+    Regression, in the targets' units, over the :math:`m` rows and :math:`K` outputs:
+    :math:`\mathrm{MSE} = \frac{1}{mK}\sum (\hat y - y)^2`, :math:`\mathrm{MAE} = \frac{1}{mK}\sum |\hat y - y|`
+    and :math:`R^2` averaged over the outputs (scikit-learn's ``mean_squared_error``,
+    ``mean_absolute_error`` and ``r2_score``), with each output's under ``per_output`` when
+    :math:`K > 1`.  Multi-label: the subset accuracy, the macro-averaged F1 and each label's
+    precision, recall, F1 and support (``per_label``).
+    """
+    names = model.class_names
+    pred = model.values(X)
+    if task == "regression":
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        err = pred - y
+        r2 = [float(model.network.loss.score(pred[:, k], y[:, k])) for k in range(pred.shape[1])]
+        out: dict[str, Any] = {
+            "mse": float(np.mean(err**2)),
+            "mae": float(np.mean(np.abs(err))),
+            "r2": float(np.mean(r2)),
+        }
+        if len(names) > 1:
+            out["per_output"] = {
+                name: {"mse": float(np.mean(err[:, k] ** 2)), "mae": float(np.mean(np.abs(err[:, k]))), "r2": r2[k]}
+                for k, name in enumerate(names)
+            }
+        return out
+    from sklearn.metrics import precision_recall_fscore_support
+
+    y = np.asarray(y).reshape(pred.shape).astype(np.int8)
+    decided = pred.astype(np.int8)
+    precision, recall, f1, support = precision_recall_fscore_support(y, decided, zero_division=0)
+    return {
+        "subset_accuracy": float(np.mean(np.all(decided == y, axis=1))),
+        "f1_macro": float(np.mean(f1)),
+        "per_label": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(names, precision, recall, f1, support, strict=True)
+        },
+    }
 
 
 class Interrupted(Exception):
