@@ -278,7 +278,7 @@ def test_the_estimator_exports_with_its_own_labels(
 
     X, y = load_digits(return_X_y=True)
     X, y = X[:300].astype(np.float32), y[:300] * 10 + 5  # integer labels that are not indices
-    est = MLPClassifier((16,), max_iter=2, random_state=0).fit(X, y)
+    est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, random_state=0).fit(X, y)
     path = tmp_path / "est.onnx"
     est.to_onnx(path)
     outputs = run_both(onnx, ort, onnx.load(str(path)), X)
@@ -300,13 +300,13 @@ def test_the_binary_multi_label_and_regression_estimators_export(
 
     X, y = load_digits(return_X_y=True)
     X, y = X[:300].astype(np.float32), y[:300]
-    binary = MLPClassifier((16,), max_iter=3, random_state=0).fit(X, np.where(y < 5, "low", "high"))
+    binary = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X, np.where(y < 5, "low", "high"))
     binary.to_onnx(tmp_path / "binary.onnx")
     outputs = run_both(onnx, ort, onnx.load(str(tmp_path / "binary.onnx")), X)
     assert_classifier_matches(outputs, binary.predict(X), binary.predict_proba(X))
 
     Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)
-    multi = MLPClassifier((16,), max_iter=3, random_state=0).fit(X, Y)
+    multi = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X, Y)
     multi.to_onnx(tmp_path / "multi.onnx")
     for labels, probabilities in run_both(onnx, ort, onnx.load(str(tmp_path / "multi.onnx")), X):
         np.testing.assert_allclose(probabilities, multi.predict_proba(X), rtol=0, atol=TOL)

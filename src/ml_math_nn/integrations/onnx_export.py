@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     from ..runs.persistence import Model
 
 OPSET = 17
-"""The ONNX operator set the graph uses (every op it needs is in it; ONNX Runtime 1.12 and
-later run it)."""
+"""The ONNX operator set the graph uses: ONNX 1.12's, which has every op it needs (an older
+set, not the newest, so that older runtimes read the file too)."""
 
 INPUT = "X"
 """The name of the graph's input: raw feature rows, as ``ml-math-nn predict`` reads them."""
