@@ -383,6 +383,53 @@ def test_the_shipped_configs_export_and_agree_with_predict(
     assert_classifier_matches([outputs], classes[:n], probabilities[:n])
 
 
+@pytest.mark.parametrize("task", ["regression", "multilabel"])
+def test_regression_and_multi_label_runs_export_and_agree_with_predict(
+    onnx: ModuleType,
+    ort: ModuleType,
+    task: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A diabetes regression run (targets standardised in training) and a multi-label run on
+    digits (three 0/1 labels per image), exported and compared with ``predict`` on the test rows."""
+    from sklearn.datasets import load_digits
+
+    from ml_math_nn.results import plots
+
+    for name in ("write_run_figures", "write_task_figures"):
+        monkeypatch.setattr(plots, name, lambda *args, **kwargs: [], raising=False)
+    if task == "regression":
+        dataset = ["--dataset", "diabetes"]
+    else:
+        X, y = load_digits(return_X_y=True)
+        np.savez(tmp_path / "labels.npz", X=X, y=np.stack([y % 2, y > 4, y == 0], axis=1).astype(np.int64))
+        dataset = ["--dataset", f"npz:{tmp_path / 'labels.npz'}"]
+    run, onnx_file = tmp_path / "run", tmp_path / "model.onnx"
+    train = ["train", *dataset, "--task", task, "--hidden", "16", "--epochs", "2", "--quiet", "--out", str(run)]
+    assert main(train) == 0
+    assert main(["export", "--model", str(run), "--output", str(onnx_file)]) == 0
+    capsys.readouterr()
+    config = json.loads((run / "model.json").read_text())["meta"]["config"]
+    X_test = load_configured_dataset(TrainConfig.from_mapping(config, "model.json")).X_test
+    np.savez(tmp_path / "rows.npz", X=X_test)
+    predict = ["predict", "--model", str(run), "--input", str(tmp_path / "rows.npz"), "--output"]
+    assert main([*predict, str(tmp_path / "p.csv")]) == 0
+    with open(tmp_path / "p.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    table = np.array([[float(v) for v in r[1:]] for r in rows])
+    outputs = run_both(onnx, ort, onnx.load(str(onnx_file)), X_test.astype(np.float32))
+    if task == "regression":
+        for (values,) in outputs:
+            np.testing.assert_allclose(values, table, rtol=1e-5)  # printed with 6 significant digits
+    else:
+        k = (len(header) - 1) // 2
+        for labels, probabilities in outputs:
+            np.testing.assert_array_equal(labels, table[:, :k])
+            np.testing.assert_allclose(probabilities, table[:, k:], rtol=0, atol=TOL)
+
+
 def test_the_readme_runs_an_exported_model_with_onnxruntime_alone(
     onnx: ModuleType, ort: ModuleType, rng: np.random.Generator, tmp_path: Path
 ) -> None:
