@@ -258,3 +258,41 @@ def test_confusion_figure_text_stays_on_the_canvas_and_clear_of_the_title(names:
 def test_sample_grid_says_which_images_it_shows(run: FakeRun) -> None:
     fig = plots.samples_figure(run.dataset.X_test, run.dataset.y_test, run.model.class_names, (8, 8))
     assert fig.axes[0].get_title() == f"Sample test images, first {plots.SAMPLES_PER_CLASS} of each class"
+
+
+def test_confusion_colours_come_from_the_errors_and_empty_cells_have_no_number() -> None:
+    counts = np.array([[140, 3, 0], [12, 150, 0], [0, 1, 120]])
+    fig = plots.confusion_figure(counts, ["a", "b", "c"])
+    counts_ax, fractions_ax = (ax for ax in fig.axes if ax.images)
+    image = counts_ax.images[0]
+    assert image.norm.vmax == 12, "the largest mistake, not the diagonal's 150, sets the scale"
+    shown = np.ma.getdata(image.get_array())
+    assert np.isnan(np.diag(shown)).all(), "the diagonal is drawn apart (grey)"
+    texts = sorted(t.get_text() for t in counts_ax.texts)
+    assert texts == sorted(["140", "3", "12", "150", "1", "120"]), "no '0' labels"
+    assert fractions_ax.images[0].norm.vmax == pytest.approx(12 / 162)
+
+
+def test_first_layer_units_strongest_first_each_on_its_own_scale() -> None:
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(4, 5)) * np.array([1.0, 5.0, 0.1, 3.0, 2.0])
+    fig = plots.first_layer_figure(weights, (2, 2))
+    shown = [ax for ax in fig.axes if ax.images]
+    norms = np.linalg.norm(weights, axis=0)
+    assert [int(ax.get_title().split()[1]) for ax in shown] == sorted(range(5), key=lambda j: -norms[j])
+    for ax in shown:
+        unit = int(ax.get_title().split()[1])
+        limit = np.abs(weights[:, unit]).max()
+        assert (ax.images[0].norm.vmin, ax.images[0].norm.vmax) == pytest.approx((-limit, limit))
+        assert ax.get_title().endswith(f"|w| {np.linalg.norm(weights[:, unit]):.2f}")
+
+
+def test_learning_rate_figure_and_the_last_epoch_tick() -> None:
+    history = [{"epoch": float(e), "train_loss": 1.0 / e, "lr": 0.1 * 0.5**e} for e in range(1, 8)]
+    ax = plots.learning_rate_figure(history).axes[0]
+    assert list(ax.get_lines()[0].get_ydata()) == [r["lr"] for r in history]
+    curves = plots.curves_figure(history, "loss", "t", "nats", best_epoch=5).axes[0]
+    ticks = list(curves.get_xticks())
+    assert ticks[0] == 1 and ticks[-1] == 7, "the first and the last epoch are ticked"
+    star = next(line for line in curves.get_lines() if line.get_label().startswith("kept"))
+    assert list(star.get_xdata()) == [5] and list(star.get_ydata()) == [history[4]["train_loss"]]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from ml_math_nn.results.report import read_run, write_report
+from ml_math_nn.results.report import FIGURES, most_confused, read_run, write_report
 from ml_math_nn.runs.cli import main
 from test_plots import FakeRun, short_run
 
@@ -85,7 +86,7 @@ def test_single_run_report(runs: list[FakeRun], tmp_path: Path) -> None:
     for metric in ("test_acc", "test_loss", "train_acc", "train_loss"):
         assert f"{summary['final'][metric]:.4f}" in text, "headline metrics, four decimals"
     assert page.row("started")[1] == ["started", summary["started"]]
-    assert page.row("training")[1][1].endswith(" s")
+    assert page.row("training")[1][1].endswith((" s", " ms"))
     assert page.row("hidden")[1] == ["hidden", "[16]"]
     assert page.row("lr")[1] == ["lr", "0.1"], "options as given"
     per_class = (run.out / "per_class_metrics.csv").read_text().splitlines()
@@ -172,3 +173,81 @@ def test_train_with_report_writes_the_page_at_the_end(tmp_path: Path, capsys: py
     assert main([*args[:-3], "--out", str(tmp_path / "plain")]) == 0
     assert not (tmp_path / "plain" / "report.html").exists(), "no report unless asked"
     assert "report written" not in capsys.readouterr().out
+
+
+def copy_run(run: FakeRun, to: Path, dataset: str | None = None) -> Path:
+    """A copy of ``run``'s directory at ``to``, its summary saying ``dataset`` if given."""
+    shutil.copytree(run.out, to)
+    if dataset is not None:
+        summary = json.loads((to / "summary.json").read_text())
+        summary["dataset"]["name"] = summary["config"]["dataset"] = dataset
+        (to / "summary.json").write_text(json.dumps(summary))
+    return to
+
+
+def test_comparison_warns_across_datasets_and_bolds_only_within_one(runs: list[FakeRun], tmp_path: Path) -> None:
+    wide, linear = runs
+    other = copy_run(wide, tmp_path / "b" / "wide", dataset="fashion-mnist")
+    html = write_report([wide.out, linear.out, other], tmp_path / "c.html").read_text()
+    page = Page(html)
+    assert "These runs are on different datasets" in html and "wide: fashion-mnist" in html
+    labels = page.rows[0][1][1:]
+    assert labels[1] == "linear" and labels[0] != labels[2] and labels[0].endswith("/wide"), labels
+    finals = [json.loads((r.out / "summary.json").read_text())["final"]["test_acc"] for r in runs]
+    bold = re.findall(r'<td class="best">([0-9.]+)</td>', html.split("<h2>Curves")[0])
+    assert f"{max(finals):.4f}" in bold
+    assert f"{finals[0]:.4f}" not in bold or finals[0] == max(finals)
+    row = next(cells for _, cells in page.rows if cells[0] == "test_acc")
+    assert row[3] == f"{finals[0]:.4f}", "the fashion-mnist run's copy"
+    assert html.count('class="best"') == html.split("<h2>Curves")[0].count('class="best"'), "metrics table only"
+    one_dataset = write_report([wide.out, linear.out], tmp_path / "d.html").read_text()
+    assert "different datasets" not in one_dataset
+
+
+def test_final_metrics_are_not_all_highlighted_as_differing(runs: list[FakeRun], tmp_path: Path) -> None:
+    html = write_report([r.out for r in runs], tmp_path / "c.html").read_text()
+    metrics = html.split("<h2>Final metrics</h2>")[1].split("<h2>")[0]
+    assert 'class="diff"' not in metrics, "metrics always differ: only the best is marked"
+    config = html.split("<h2>Configuration</h2>")[1].split("<details>")[0]
+    assert config.count('class="diff"') == 2, "hidden and epochs"
+
+
+def test_same_directory_names_are_told_apart_and_the_cli_says_where(
+    runs: list[FakeRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = copy_run(runs[0], tmp_path / "a" / "run"), copy_run(runs[1], tmp_path / "b" / "run")
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "a/run", "b/run"]) == 0
+    assert capsys.readouterr().out == f"comparison of 2 runs written to comparison.html (in {tmp_path})\n"
+    page = Page((tmp_path / "comparison.html").read_text())
+    assert page.rows[0][1] == ["metric", "a/run", "b/run"]
+    assert (a / "summary.json").is_file() and (b / "summary.json").is_file()
+
+
+def test_most_confused_pairs_largest_first() -> None:
+    table = [["true \\ predicted", "a", "b", "c"], ["a", "50", "3", "0"], ["b", "7", "40", "1"], ["c", "0", "3", "9"]]
+    assert most_confused(table) == [
+        ("b", "a", 7, 7 / 48),
+        ("c", "b", 3, 3 / 12),
+        ("a", "b", 3, 3 / 53),
+        ("b", "c", 1, 1 / 48),
+    ]
+
+
+def test_run_page_order_sections_and_facts(runs: list[FakeRun], tmp_path: Path) -> None:
+    html = write_report([runs[0].out], tmp_path / "r.html").read_text()
+    order = [
+        html.index(f'alt="{name}"')
+        for name in ("loss", "accuracy", "confusion matrix", "first layer weights", "samples")
+    ]
+    assert order == sorted(order), "curves, predictions, the model, then the data"
+    assert html.index("Most confused pairs") < html.index("<h2>Run</h2>") < html.index("<summary>Configuration")
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    page = Page(html)
+    assert page.row("versions")[1][1].startswith("ml_math_nn ")
+    assert page.row("total")[1][-1] == f"{runs[0].model.network.n_in * 16 + 16 + 16 * 10 + 10:,}"
+    for entry in FIGURES.values():
+        assert entry.caption not in ("", None)
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    titles = ["Cross-entropy loss per epoch", "Accuracy per epoch", "Confusion matrix on the test set"]
+    assert not [c for c in captions if any(t in c for t in titles)], "captions do not repeat the titles"

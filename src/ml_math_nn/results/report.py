@@ -496,13 +496,22 @@ def _run_sections(run: Run, h: str = "h2") -> str:
 
 # -- several runs ----------------------------------------------------------------------
 def _labels(runs: Sequence[Run]) -> list[str]:
-    """Directory names; where two runs share a name, as much of their paths as tells them apart."""
+    """Directory names; where two runs share a name, as much of their paths as tells them
+    apart (``a/run``, ``b/run``); the same directory given twice is numbered."""
     paths = [run.path.resolve() for run in runs]
-    for depth in range(1, max(len(p.parts) for p in paths) + 1):
-        names = ["/".join(p.parts[-depth:]).lstrip("/") or str(p) for p in paths]
-        if len(set(names)) == len(names):
+    depth = [1] * len(paths)
+
+    def name(i: int) -> str:
+        return "/".join(paths[i].parts[-depth[i] :]).lstrip("/") or str(paths[i])
+
+    for _ in range(max(len(p.parts) for p in paths)):
+        names = [name(i) for i in range(len(paths))]
+        clashing = [i for i, n in enumerate(names) if names.count(n) > 1]
+        if not clashing:
             return names
-    return [f"{i + 1}: {name}" for i, name in enumerate(names)]
+        for i in clashing:
+            depth[i] += 1
+    return [f"{i + 1}: {n}" for i, n in enumerate(names)]
 
 
 def _best(metric: str, values: Sequence[Any], groups: Sequence[str]) -> list[str]:
