@@ -229,8 +229,8 @@ def _serve_arguments(serve: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]] = {
     "train": ("train a network and write a run directory", _train_arguments, True),
-    "evaluate": ("loss and accuracy of a saved model", _evaluate_arguments, True),
-    "predict": ("classes and class probabilities of feature rows", _predict_arguments, True),
+    "evaluate": ("loss and accuracy (a regressor's R2, MSE, MAE) of a saved model", _evaluate_arguments, True),
+    "predict": ("classes and class probabilities (or values, or labels) of feature rows", _predict_arguments, True),
     "export": ("write a model as an ONNX file that runs without this library", _export_arguments, True),
     "report": ("one self-contained HTML page of a run, or comparing several runs", _report_arguments, True),
     "gradcheck": (

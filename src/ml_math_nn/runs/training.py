@@ -166,7 +166,7 @@ def run_training(
                     else:
                         from ..results.plots import write_task_figures
 
-                        write_task_figures(out, model, ds.task, prepared.X_test, ds.y_test, history)
+                        write_task_figures(out, model, ds.task, prepared.X_test, ds.y_test, history, best_epoch)
             write_text(out / "metrics.csv", metrics_csv(history))
             summary = {
                 "status": status,
