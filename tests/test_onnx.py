@@ -25,6 +25,7 @@ from ml_math_nn.data.datasets import Standardizer
 from ml_math_nn.data.readers import DataError
 from ml_math_nn.integrations.onnx_export import LayerExport, save_onnx, to_onnx
 from ml_math_nn.layers import (
+    ELU,
     GELU,
     Activation,
     AvgPool2D,
@@ -34,6 +35,7 @@ from ml_math_nn.layers import (
     Dropout,
     Flatten,
     Layer,
+    LeakyReLU,
     MaxPool2D,
     ReLU,
     Reshape,
@@ -117,6 +119,19 @@ def test_every_activation_and_batch_norm_exports(
     probabilities = network.predict_proba(model.transform(X))
     labels = np.array(model.class_names, dtype=object)[probabilities.argmax(axis=1)]
     assert_classifier_matches(run_both(onnx, ort, proto, X), labels, probabilities)
+
+
+def test_activation_parameters_are_exported(onnx: ModuleType, ort: ModuleType, rng: np.random.Generator) -> None:
+    """Not ONNX's defaults (LeakyRelu's 0.01 and Elu's 1.0 are ours too): a dropped attribute would show."""
+    layers = [Dense(5, 8, rng=rng), LeakyReLU(0.3), Dense(8, 8, rng=rng), ELU(0.4), Dense(8, 3, rng=rng)]
+    network = Network(layers)
+    X = raw_features(rng, 50, 5)
+    model = Model(network, ["a", "b", "c"], Standardizer.fit(X))
+    z = model.transform(X) @ layers[0].params["W"] + layers[0].params["b"]
+    assert (z < 0).any()
+    probabilities = network.predict_proba(model.transform(X))
+    labels = np.array(model.class_names, dtype=object)[probabilities.argmax(axis=1)]
+    assert_classifier_matches(run_both(onnx, ort, to_onnx(model), X), labels, probabilities)
 
 
 def conv_network(rng: np.random.Generator) -> Network:
