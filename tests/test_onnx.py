@@ -142,11 +142,11 @@ def conv_network(rng: np.random.Generator) -> Network:
             Reshape((1, 8, 8)),
             BatchNorm(1),
             Conv2D(1, 4, 3, padding=1, rng=rng),
-            BatchNorm(4),
+            BatchNorm(4, eps=0.05),  # not ONNX's default epsilon, 1e-5
             ReLU(),
             MaxPool2D(3, stride=2, padding=1),  # (4, 4, 4)
             Conv2D(4, 3, (3, 2), stride=(2, 1), padding=(1, 0), rng=rng, bias=False),  # (3, 2, 3)
-            BatchNorm(3),
+            BatchNorm(3, eps=0.2),
             GELU(),
             AvgPool2D(2, stride=1, padding=1),  # (3, 3, 4), the zero padding counted
             Dropout(0.5),
