@@ -209,6 +209,22 @@ def _gradcheck_arguments(gradcheck: argparse.ArgumentParser) -> None:
     gradcheck.set_defaults(handler=_gradcheck)
 
 
+def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
+    sweep.add_argument("sweep_file", metavar="SWEEP.toml", help="the sweep: base options, what to vary, seeds, metric")
+    sweep.add_argument(
+        "--out", metavar="DIR", help="sweep directory, one run directory per trial (default: sweeps/<SWEEP>)"
+    )
+    sweep.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes of the embedded Dask cluster (default: one per CPU)"
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this Dask scheduler, tcp://HOST:PORT (default: an embedded cluster)",
+    )
+    sweep.set_defaults(handler=_sweep)
+
+
 def _bench_arguments(bench: argparse.ArgumentParser) -> None:
     # Everything after "bench" goes to the harness, whose own parser reads it (--help
     # included): main() hands it the arguments this parser does not know.
@@ -239,6 +255,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], bool]]
         True,
     ),
     "serve": ("a live web dashboard of the runs and an explorer of their networks", _serve_arguments, True),
+    "sweep": ("many training runs (grid or random search, seeds) on a Dask cluster", _sweep_arguments, True),
     "bench": (
         "speed against scikit-learn and PyTorch, side by side (BENCHMARKS.md; from a source checkout)",
         _bench_arguments,
@@ -464,6 +481,24 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import default_out_dir, load_sweep, print_summary, run_sweep
+    from .training import Interrupted
+
+    if args.workers is not None and (args.workers < 1 or args.scheduler):
+        raise UsageError("--workers N (>= 1) sizes the embedded cluster; with --scheduler the cluster has its own")
+    sweep = load_sweep(args.sweep_file)
+    out = args.out or default_out_dir(args.sweep_file)
+    result = run_sweep(sweep, out, scheduler=args.scheduler, workers=args.workers)
+    print_summary(result, sweep)
+    if result.interrupted:
+        raise Interrupted(
+            f"sweep interrupted: {len(result.rows)} trials recorded in {result.out_dir}; "
+            f"run the same command again to do the rest"
+        )
     return 0
 
 
