@@ -6,6 +6,7 @@ convolutional networks built from it, trained, saved and checked.
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -27,7 +28,11 @@ from ml_math_nn.layers import (
     window_sums,
     windows,
 )
-from ml_math_nn.network import Network
+from ml_math_nn.network import Network, build_from_spec
+from ml_math_nn.runs.cli import main
+from ml_math_nn.runs.options import TrainConfig, load_config
+from ml_math_nn.runs.persistence import load_model
+from ml_math_nn.runs.training import run_training
 from test_layers import TOL, layer_errors
 from test_regularization import random_batch_norm
 from torch_reference import TOL as TORCH_TOL
@@ -262,3 +267,120 @@ def test_window_sums_is_the_adjoint_of_windows(rng: np.random.Generator) -> None
         D = rng.normal(size=view.shape)
         back = window_sums(D, x.shape, s["stride"])  # type: ignore[arg-type]
         assert np.isclose(np.vdot(view, D), np.vdot(x, back), rtol=1e-12)
+
+
+# -- the layer spec ----------------------------------------------------------------
+
+CNN_SPEC = ["conv 4 3 pad 1", "relu", "maxpool 2", "conv 6 3x3", "batchnorm", "relu", "flatten", "dropout 0.2", "dense"]
+
+
+def test_spec_builds_the_network_it_says(rng: np.random.Generator) -> None:
+    net = build_from_spec(CNN_SPEC, (1, 8, 8), 10, rng, np.float64)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == [
+        "Reshape",
+        "Conv2D",
+        "ReLU",
+        "MaxPool2D",
+        "Conv2D",
+        "BatchNorm",
+        "ReLU",
+        "Flatten",
+        "Dropout",
+        "Dense",
+    ]
+    conv1, conv2 = net.layers[1], net.layers[4]
+    assert isinstance(conv1, Conv2D) and isinstance(conv2, Conv2D)
+    assert (conv1.in_channels, conv1.out_channels, conv1.padding, conv1.bias) == (1, 4, (1, 1), True)
+    assert (conv2.in_channels, conv2.kernel_size, conv2.bias) == (4, (3, 3), False)  # batch norm follows
+    assert conv1.init == "he_normal" and net.layers[-1].config()["init"] == "glorot_uniform"
+    assert net.input_shape == (64,) and net.shapes()[4] == ((4, 4, 4), (6, 2, 2)) and net.output_shape == (10,)
+    # 'input CxHxW' gives rows of any origin their image shape
+    flat = build_from_spec(["input 1x8x8", *CNN_SPEC], (64,), 10, rng)
+    assert [type(a) for a in flat.layers] == [type(b) for b in net.layers] and flat.layers[0].config() == {
+        "type": "Reshape",
+        "shape": [1, 8, 8],
+    }
+
+
+@pytest.mark.parametrize(
+    "items,message",
+    [
+        (["conv 8 3 padd 1", "dense"], "layers item 1 'conv 8 3 padd 1': unexpected 'padd'; expected 'conv OUT K"),
+        (["relu", "maxpool two", "dense"], "layers item 2 'maxpool two': 'two' is not a size like 3 or 5x3"),
+        (["conv 0 3", "dense"], "layers item 1 'conv 0 3': OUT must be >= 1"),
+        (["dropout 1.5", "dense"], r"layers item 1 'dropout 1.5': RATE must be in \[0, 1\)"),
+        (["pool 2", "dense"], "layers item 1 'pool 2': unknown layer 'pool'; known: input, conv"),
+        (["relu 2", "dense"], "layers item 1 'relu 2': an activation takes no arguments"),
+        (["relu", "dense 10"], "layers item 2 'dense 10': the last item must be 'dense' without a width"),
+        (["dense", "relu", "dense"], "layers item 1 'dense': only the last item is a dense layer without a width"),
+        (["relu", "input 1x8x8", "dense"], "layers item 2 'input 1x8x8': 'input' may only be the first item"),
+        (["conv 4 3", "relu", "dense"], r"layers item 3 'dense': needs flat samples, got shape \(4, 6, 6\)"),
+        (["maxpool 9", "flatten", "dense"], r"layers item 1 'maxpool 9': MaxPool2D\(.*\) needs images of at least 9x9"),
+        (["input 2x8x8", "flatten", "dense"], "layers item 1 'input 2x8x8': the data's samples have 64 values"),
+    ],
+)
+def test_spec_errors_name_the_item(items: list[str], message: str, rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_from_spec(items, (1, 8, 8), 10, rng)
+
+
+def test_conv_spec_on_rows_without_an_image_shape_says_how(rng: np.random.Generator) -> None:
+    with pytest.raises(
+        ValueError, match=r"layers item 1 'conv 4 3': needs images .* start the list with 'input CxHxW'"
+    ):
+        build_from_spec(["conv 4 3", "flatten", "dense"], (64,), 10, rng)
+
+
+def test_layers_option_from_toml_and_the_command_line(tmp_path: Path) -> None:
+    """One declaration: a TOML list, comma-separated text (CLI), the same tuple; errors say where."""
+    path = tmp_path / "c.toml"
+    path.write_text('layers = ["conv 8 3  pad 1", "relu", "flatten", "dense"]\n')
+    config = load_config(path)
+    assert config.layers == ("conv 8 3 pad 1", "relu", "flatten", "dense")
+    assert TrainConfig.from_mapping({"layers": "conv 8 3 pad 1,relu, flatten ,dense"}).layers == config.layers
+    assert load_config(_written(tmp_path / "again.toml", config.to_toml())).layers == config.layers
+    with pytest.raises(ValueError, match=r"c\.toml: layers item 2 'relu x': an activation takes no arguments"):
+        load_config(_written(path, 'layers = ["conv 8 3", "relu x", "dense"]\n'))
+    with pytest.raises(ValueError, match="layers replaces hidden and dropout: give none of them"):
+        TrainConfig(layers=("dense",), hidden=(64,), dropout=0.5)
+    with pytest.raises(ValueError, match="option 'layers' must be a list of strings"):
+        TrainConfig.from_mapping({"layers": [3, 4]})
+    assert TrainConfig().layers == () and TrainConfig(hidden=(64,)).hidden == (64,)  # --hidden builds MLPs
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# -- convolutional runs ------------------------------------------------------------
+
+
+def test_digits_cnn_trains_saves_loads_and_resumes(tmp_path: Path) -> None:
+    """A conv-first model: its file records the image shape (the Reshape layer), it loads to
+    the same predictions, and a run stopped at a checkpoint resumes to the same weights."""
+    spec = "conv 4 3 pad 1, relu, maxpool 2, flatten, dense"
+    options = {"dataset": "digits", "layers": spec, "optimizer": "adam", "lr": 0.01, "epochs": 2, "batch_size": 64}
+    config = TrainConfig.from_mapping(options)
+    full = run_training(config, tmp_path / "full", report=lambda _: None)
+    model = load_model(tmp_path / "full")
+    assert model.network.config()["layers"][0] == {"type": "Reshape", "shape": [1, 8, 8]}
+    assert model.network.input_shape == (64,)
+    assert full.summary["final"]["test_acc"] > 0.5
+    for name in ("conv_filters.png", "feature_maps.png"):
+        assert (tmp_path / "full" / name).stat().st_size > 1000, name
+    half = config.merged({"checkpoint_every": 1})
+    run_training(half.merged({"epochs": 1}), tmp_path / "part", report=lambda _: None)
+    resumed = run_training(half, tmp_path / "part", resume=True, report=lambda _: None)
+    again = load_model(tmp_path / "part")
+    for name, value in model.network.state().items():
+        np.testing.assert_array_equal(again.network.state()[name], value, err_msg=name)
+    assert resumed.summary["final"]["test_acc"] == full.summary["final"]["test_acc"]
+
+
+def test_gradcheck_takes_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = "conv 3 3 pad 1, batchnorm, relu, maxpool 2 stride 1, conv 2 2 stride 2, tanh, avgpool 2, flatten, dense"
+    code = main(["gradcheck", "--dataset", "digits", "--layers", spec, "--samples", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out

@@ -33,7 +33,20 @@ from numpy.typing import NDArray
 
 from . import init as initializers
 from ._types import Array
-from .layers import Activation, BatchNorm, Dense, Dropout, Layer, Shape, layer_from_config
+from .layers import (
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    Reshape,
+    Shape,
+    layer_from_config,
+)
 from .losses import Loss, SoftmaxCrossEntropy, Target, loss_from_config
 from .optim import ParameterBuffer
 
@@ -362,4 +375,208 @@ def build_mlp(
             layers.append(Dropout(dropout))
         width = h
     layers.append(Dense(width, n_out, init or initializers.default_for(None), rng, dtype))
+    return Network(layers, dtype, l2, loss)
+
+
+# -- any architecture from a list of layers (the ``layers`` option) ------------------
+
+SPEC_SYNTAX = {
+    "input": "input CxHxW",
+    "conv": "conv OUT K [stride S] [pad P]",
+    "maxpool": "maxpool K [stride S] [pad P]",
+    "avgpool": "avgpool K [stride S] [pad P]",
+    "batchnorm": "batchnorm",
+    "dropout": "dropout RATE",
+    "flatten": "flatten",
+    "dense": "dense [UNITS]",
+}
+"""The form of each item of a layer spec but the activations (named alone: ``relu``, ...).
+
+``K``, ``S`` and ``P`` are one size (``3``) or height x width (``5x3``); a pooling's
+stride defaults to its kernel, a convolution's to 1, paddings to 0."""
+
+
+def _sizes(text: str, count: int | None = None) -> tuple[int, ...]:
+    parts = text.split("x")
+    if (count is not None and len(parts) not in (1, count)) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a size like 3 or 5x3")
+    values = tuple(int(p) for p in parts)
+    return values * count if count is not None and len(values) == 1 else values
+
+
+def parse_layer(text: str) -> dict[str, Any]:
+    """One item of a layer spec as ``{"kind": ..., and its numbers}``; ``ValueError`` saying what is wrong.
+
+    The forms are :data:`SPEC_SYNTAX`'s, and any activation name of :data:`ACTIVATIONS`.
+    """
+    words = text.split()
+    if not words:
+        raise ValueError("empty item")
+    kind, args = words[0], words[1:]
+    if kind in ACTIVATIONS:
+        if args:
+            raise ValueError(f"an activation takes no arguments (got {' '.join(args)!r})")
+        return {"kind": "activation", "name": kind}
+    if kind not in SPEC_SYNTAX:
+        known = ", ".join([*SPEC_SYNTAX, *ACTIVATIONS])
+        raise ValueError(f"unknown layer {kind!r}; known: {known}")
+    usage = f"expected {SPEC_SYNTAX[kind]!r}"
+    out: dict[str, Any] = {"kind": kind}
+    try:
+        if kind in ("conv", "maxpool", "avgpool"):
+            lead = 2 if kind == "conv" else 1
+            if len(args) < lead or (len(args) - lead) % 2:
+                raise ValueError("wrong number of words")
+            if kind == "conv":
+                out["units"] = int(args[0])
+                if out["units"] < 1:
+                    raise ValueError(f"OUT must be >= 1, got {args[0]}")
+            out["kernel_size"] = _sizes(args[lead - 1], 2)
+            if min(out["kernel_size"]) < 1:
+                raise ValueError(f"K must be >= 1, got {args[lead - 1]}")
+            for key, value in zip(args[lead::2], args[lead + 1 :: 2], strict=True):
+                name = {"stride": "stride", "pad": "padding"}.get(key)
+                if name is None or name in out:
+                    raise ValueError(f"unexpected {key!r}")
+                out[name] = _sizes(value, 2)
+                if name == "stride" and min(out[name]) < 1:
+                    raise ValueError(f"S must be >= 1, got {value}")
+        elif kind == "input":
+            if len(args) != 1:
+                raise ValueError("wrong number of words")
+            out["shape"] = _sizes(args[0])
+            if len(out["shape"]) != 3 or min(out["shape"]) < 1:
+                raise ValueError(f"{args[0]!r} is not a positive shape CxHxW")
+        elif kind == "dropout":
+            if len(args) != 1:
+                raise ValueError("wrong number of words")
+            out["rate"] = float(args[0])
+            if not 0.0 <= out["rate"] < 1.0:
+                raise ValueError(f"RATE must be in [0, 1), got {args[0]}")
+        elif kind == "dense":
+            if len(args) > 1:
+                raise ValueError("wrong number of words")
+            if args:
+                out["units"] = int(args[0])
+                if out["units"] < 1:
+                    raise ValueError(f"UNITS must be >= 1, got {args[0]}")
+        elif args:
+            raise ValueError("takes no arguments")
+    except ValueError as e:
+        raise ValueError(f"{e}; {usage}") from None
+    return out
+
+
+def parse_layers(items: Sequence[str]) -> list[dict[str, Any]]:
+    """Every item of a layer spec parsed (:func:`parse_layer`) and the list's shape checked.
+
+    ``ValueError`` in one line naming the first bad item, its position and text: e.g.
+    ``layers item 3 'maxpool two': invalid literal ...; expected 'maxpool K [stride S] [pad P]'``.
+    The list ends with ``dense`` without a width (the output layer, one unit per class,
+    or whatever the head needs); ``input`` may only come first.
+    """
+    parsed = []
+    for i, text in enumerate(items, 1):
+        try:
+            item = parse_layer(text)
+        except ValueError as e:
+            raise ValueError(f"layers item {i} {text!r}: {e}") from None
+        if item["kind"] == "input" and i != 1:
+            raise ValueError(f"layers item {i} {text!r}: 'input' may only be the first item")
+        if item["kind"] == "dense" and "units" not in item and i != len(items):
+            raise ValueError(f"layers item {i} {text!r}: only the last item is a dense layer without a width")
+        parsed.append(item)
+    if not parsed:
+        raise ValueError("layers: the list is empty; the shortest network is ['dense']")
+    if parsed[-1]["kind"] != "dense" or "units" in parsed[-1]:
+        raise ValueError(
+            f"layers item {len(items)} {items[-1]!r}: the last item must be 'dense' without a width (the output layer)"
+        )
+    return parsed
+
+
+def build_from_spec(
+    items: Sequence[str],
+    sample_shape: Sequence[int],
+    n_out: int,
+    rng: np.random.Generator,
+    dtype: np.dtype[Any] | type = np.float32,
+    *,
+    init: str | None = None,
+    l2: float = 0.0,
+    loss: Loss | None = None,
+) -> Network:
+    """The network a layer spec describes (its syntax: :data:`SPEC_SYNTAX` and ``docs/math.md``).
+
+    Parameters
+    ----------
+    items : sequence of str
+        The spec, e.g. ``["conv 16 3 pad 1", "relu", "maxpool 2", "flatten", "dense"]``.
+    sample_shape : sequence of int
+        The shape of one sample of the data: ``(C, H, W)`` for images, ``(n,)`` otherwise.
+        The data reaches the network as rows, so a network for images starts with a
+        :class:`~ml_math_nn.layers.Reshape` to ``(C, H, W)`` (the first item ``input
+        CxHxW`` gives that shape to data of any shape with as many values).
+    n_out : int
+        The width of the last ``dense``: the number of classes of the default head.
+    rng, dtype, init, l2, loss
+        As for :func:`build_mlp`: a ``conv`` or ``dense`` is initialised with ``init``,
+        or by default for the activation that follows it (before the next layer with
+        weights); one directly followed by ``batchnorm`` has no bias.
+
+    A layer that cannot take what comes to it raises ``ValueError`` naming the item.
+    """
+    parsed = parse_layers(items)
+    sample_shape = tuple(sample_shape)
+    layers: list[Layer] = []
+    shape: Shape = (math.prod(sample_shape),)
+    if parsed[0]["kind"] == "input":
+        target: Shape = parsed[0]["shape"]
+    elif len(sample_shape) > 1 and any(p["kind"] in ("conv", "maxpool", "avgpool") for p in parsed):
+        target = sample_shape
+    else:
+        target = shape
+    if target != shape:
+        layers.append(Reshape(target))
+        try:
+            shape = layers[-1].output_shape(shape)
+        except ValueError:
+            raise ValueError(f"layers item 1 {items[0]!r}: the data's samples have {shape[0]} values") from None
+    for i, (text, item) in enumerate(zip(items, parsed, strict=True)):
+        kind = item["kind"]
+        if kind == "input":
+            continue
+        following = [p for p in parsed[i + 1 :] if p["kind"] in ("activation", "conv", "dense")][:1]
+        activation = following[0]["name"] if following and following[0]["kind"] == "activation" else None
+        weight_init = init or initializers.default_for(activation)
+        bias = i + 1 == len(parsed) or parsed[i + 1]["kind"] != "batchnorm"
+        try:
+            layer: Layer
+            if kind == "conv":
+                if len(shape) != 3:
+                    hint = ": start the list with 'input CxHxW'" if len(shape) == 1 else ""
+                    raise ValueError(f"needs images (C, H, W), got samples of shape {shape}{hint}")
+                layer = Conv2D(
+                    shape[0], item["units"], item["kernel_size"], item.get("stride", 1), item.get("padding", 0),
+                    weight_init, rng, dtype, bias,
+                )  # fmt: skip
+            elif kind in ("maxpool", "avgpool"):
+                pool = MaxPool2D if kind == "maxpool" else AvgPool2D
+                layer = pool(item["kernel_size"], item.get("stride"), item.get("padding", 0))
+            elif kind == "dense":
+                if len(shape) != 1:
+                    raise ValueError(f"needs flat samples, got shape {shape}: put 'flatten' before it")
+                layer = Dense(shape[0], item.get("units", n_out), weight_init, rng, dtype, bias)
+            elif kind == "batchnorm":
+                layer = BatchNorm(shape[0], dtype=dtype)
+            elif kind == "dropout":
+                layer = Dropout(item["rate"])
+            elif kind == "flatten":
+                layer = Flatten()
+            else:
+                layer = ACTIVATIONS.lookup(item["name"])()
+            shape = layer.output_shape(shape)
+        except ValueError as e:
+            raise ValueError(f"layers item {i + 1} {text!r}: {e}") from None
+        layers.append(layer)
     return Network(layers, dtype, l2, loss)

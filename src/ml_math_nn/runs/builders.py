@@ -8,6 +8,7 @@ estimator build from these same functions, so one set of options means one model
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -20,7 +21,7 @@ from ..data import datasets as data
 from ..data.rows import ScaledRows
 from ..gradcheck import Results, check_network, fix_dropout_masks
 from ..losses import Loss, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy, Target
-from ..network import Network, build_mlp
+from ..network import Network, build_from_spec, build_mlp
 from .options import TrainConfig
 from .options import build_optimizer as build_optimizer  # the optimiser and schedule are built where
 from .options import build_schedule as build_schedule  # the options say where they go (light imports)
@@ -146,22 +147,39 @@ def run_generators(seed: int) -> dict[str, np.random.Generator]:
     return {"shuffle": np.random.default_rng(seeds["shuffle"]), "dropout": np.random.default_rng(seeds["dropout"])}
 
 
+def sample_shape(dataset: data.Dataset) -> tuple[int, ...]:
+    """One sample's shape: ``(1, H, W)`` for a dataset of (grey) images, ``(n_features,)`` otherwise."""
+    return (1, *dataset.image_shape) if dataset.image_shape is not None else (dataset.n_features,)
+
+
 def build_network(
     config: TrainConfig,
     n_features: int,
     n_classes: int,
     dropout_rng: np.random.Generator | None = None,
     task: str = "classification",
+    sample_shape: Sequence[int] | None = None,
 ) -> Network:
     """The network ``config`` describes, initialised from the seed's ``init`` stream.
 
     ``n_classes`` is the number of outputs, and ``task`` picks their head (:data:`TASK_HEADS`).
 
+    ``config.layers``, when given, is the whole network (:func:`~ml_math_nn.network.build_from_spec`;
+    images have ``sample_shape``, :func:`sample_shape` of the dataset, default ``(n_features,)``);
+    otherwise ``config.hidden`` and the options of :func:`~ml_math_nn.network.build_mlp` make an MLP.
     Its dropout layers (if any) draw from ``dropout_rng`` (default: the seed's own stream).
     Widths too large to allocate raise ``ValueError`` naming ``--hidden``: an input error.
     """
     seeds = derived_seeds(config.seed)
     dtype = np.dtype(config.dtype)
+    if config.layers:
+        shape = tuple(sample_shape) if sample_shape is not None else (n_features,)
+        rng = np.random.default_rng(seeds["init"])
+        network = build_from_spec(
+            config.layers, shape, n_classes, rng, dtype, init=config.init, l2=config.l2, loss=TASK_HEADS[task]()
+        )
+        network.set_rng(dropout_rng or run_generators(config.seed)["dropout"])
+        return network
     try:
         network = build_mlp(
             n_features,
@@ -202,6 +220,9 @@ def check_config(config: TrainConfig, samples: int = 8, h: float = 1e-6) -> Resu
     config = config.merged({"dtype": "float64"}, "gradcheck")
     data = prepare_data(config)
     x, y = data.X_train[:samples], data.y_train[:samples]
-    network = build_network(config, data.dataset.n_features, data.dataset.n_classes, task=data.dataset.task)
+    shape = sample_shape(data.dataset)
+    network = build_network(
+        config, data.dataset.n_features, data.dataset.n_classes, task=data.dataset.task, sample_shape=shape
+    )
     fix_dropout_masks(network, len(x), run_generators(config.seed)["dropout"])
     return check_network(network, x, y, h)

@@ -51,6 +51,17 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def parse_layer_list(text: str) -> tuple[str, ...]:
+    """Parse ``"conv 16 3 pad 1, relu, maxpool 2, flatten, dense"`` into its items, checked
+    (:func:`ml_math_nn.network.parse_layers`); ``""`` means no list (``hidden`` builds an MLP)."""
+    items = tuple(" ".join(part.split()) for part in text.split(",")) if text.strip() else ()
+    if items:
+        from ..network import parse_layers
+
+        parse_layers(items)
+    return items
+
+
 def activation_names() -> tuple[str, ...]:
     """The activations options may name, read from the network's mapping when asked."""
     from .. import network
@@ -114,9 +125,10 @@ class Option:
         ``"warmup.warmup_epochs"``.  Each built class gets exactly those of its
         constructor's parameters (by :func:`inspect.signature`), and that constructor
         checks the value: the option has no check of its own that could disagree.
-    name, default, kind, optional
+    name, default, kind, optional, items
         Filled in from the field: its name, default, type (``bool``, ``int``, ``float``,
-        ``str`` or ``tuple``) and whether ``None`` is allowed.
+        ``str`` or ``tuple``), whether ``None`` is allowed, and a tuple's item type
+        (``int`` for ``hidden``, ``str`` for ``layers``).
     """
 
     help: str
@@ -132,6 +144,7 @@ class Option:
     default: Any = None
     kind: type = object
     optional: bool = False
+    items: type = object
 
     @property
     def flag(self) -> str:
@@ -251,6 +264,14 @@ class TrainConfig:
     activation: str = option(
         "relu", "one of {choices}, or one per hidden layer, comma-separated", choices=activation_names, listed=True
     )
+    layers: tuple[str, ...] = option(
+        (),
+        "any network, as its layers: comma-separated on the command line, a list in TOML, "
+        "e.g. 'conv 16 3 pad 1, relu, maxpool 2, flatten, dense 64, relu, dense' (syntax: docs/math.md); "
+        "replaces hidden, activation, dropout and batch_norm",
+        parse=parse_layer_list,
+        metavar="SPEC",
+    )
     init: str | None = option(None, "{choices} (default: per activation)", choices=initializer_names)
     dropout: float = option(0.0, "inverted dropout rate after each hidden layer", check=_in(0, 1), rule="in [0, 1)")
     batch_norm: bool = option(False, "batch normalisation")
@@ -308,6 +329,10 @@ class TrainConfig:
         if isinstance(self.hidden, str):
             self.hidden = parse_hidden(self.hidden)
         self.hidden = tuple(int(h) for h in self.hidden)
+        if isinstance(self.layers, str):
+            self.layers = parse_layer_list(self.layers)
+        else:  # each item with single spaces, then checked
+            self.layers = parse_layer_list(",".join(self.layers)) if self.layers else ()
         if not isinstance(self.activation, str):
             self.activation = ",".join(self.activation)
         self.validate()
@@ -345,6 +370,7 @@ class TrainConfig:
         """Plain JSON/TOML values; unset (``None``) options are left out."""
         out = {k: v for k, v in asdict(self).items() if v is not None}
         out["hidden"] = list(self.hidden)
+        out["layers"] = list(self.layers)
         return out
 
     @classmethod
@@ -397,7 +423,10 @@ def config_options(cls: type[TrainConfig] = TrainConfig) -> dict[str, Option]:
         kind = typing.get_origin(hints[f.name]) or hints[f.name]
         if optional:
             kind = args[0]
-        out[f.name] = dataclasses.replace(declared, name=f.name, default=f.default, kind=kind, optional=optional)
+        items = typing.get_args(hints[f.name])[0] if kind is tuple else object
+        out[f.name] = dataclasses.replace(
+            declared, name=f.name, default=f.default, kind=kind, optional=optional, items=items
+        )
     _OPTIONS_OF[cls] = out
     return out
 
@@ -414,6 +443,10 @@ RULES: list[tuple[Callable[[TrainConfig], bool], Callable[[TrainConfig], str]]] 
         lambda c: f"activation lists {len(c.activations)} names for {len(c.hidden)} hidden layers",
     ),
     (
+        lambda c: not c.layers or not _mlp_options(c),
+        lambda c: f"layers replaces {' and '.join(_mlp_options(c))}: give none of them, or put them in the list",
+    ),
+    (
         lambda c: not c.batch_norm or c.batch_size >= 2,
         lambda c: f"batch norm needs a batch size >= 2 (batch statistics), got {c.batch_size}",
     ),
@@ -427,6 +460,12 @@ RULES: list[tuple[Callable[[TrainConfig], bool], Callable[[TrainConfig], str]]] 
     ),
 ]
 """Checks that tie several options together: (holds, message)."""
+
+
+def _mlp_options(config: TrainConfig) -> list[str]:
+    """The options of :func:`~ml_math_nn.network.build_mlp` that ``config`` sets (not at their defaults)."""
+    options = config_options(type(config))
+    return [n for n in ("hidden", "activation", "dropout", "batch_norm") if getattr(config, n) != options[n].default]
 
 
 def constructor_options(config: TrainConfig, component: str, cls: type, **derived: Any) -> dict[str, Any]:
@@ -530,9 +569,13 @@ def _coerce(opt: Option, value: Any, source: str) -> Any:
                 return opt.parse(value)
             except ValueError as e:  # say where: the file, or the command line
                 raise ValueError(f"{source}: {e}") from None
-        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if opt.items is int:
+            if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return tuple(value)
+            raise bad("a list of positive integers")
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        raise bad("a list of positive integers")
+        raise bad("a list of strings")
     if opt.listed and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return ",".join(value)
     if opt.kind is bool:

@@ -35,6 +35,7 @@ from .builders import (
     build_schedule,
     prepare_data,
     run_generators,
+    sample_shape,
     unscale_targets,
 )
 from .checkpoint import Checkpointer, RunState, load_checkpoint
@@ -104,7 +105,7 @@ def run_training(
     check_monitor(config, ds.task)
     # Built before the run directory, so that a width too large to allocate leaves no directory.
     rngs = run_generators(config.seed)
-    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"], ds.task)
+    network = build_network(config, ds.n_features, ds.n_classes, rngs["dropout"], ds.task, sample_shape(ds))
     out = prepare_out_dir(out_dir, clear=overwrite) if out_dir is not None else fresh_run_dir("runs", ds.name)
     with failing_run():
         write_text(out / "config.toml", config.to_toml())
