@@ -57,6 +57,11 @@ is the exact GELU and ``gelu_tanh`` its tanh approximation, ``leaky_relu`` has s
 themselves: an :class:`~ml_math_nn.layers.Activation` registers itself by its ``name``."""
 
 
+INFERENCE_BYTES = 64 * 2**20
+"""The memory an inference chunk's largest layer may take (:meth:`Network.predict`): 64 MiB.
+An MLP's chunks stay at their 4096 rows; a convolution's im2col rows make its chunks smaller."""
+
+
 class Network:
     r"""A feed-forward network ``layers[0] -> ... -> layers[-1]`` with a loss head.
 
@@ -221,8 +226,24 @@ class Network:
 
     def _inference(self, head: Callable[[Array], NDArray[Any]], x: Array, batch_size: int) -> NDArray[Any]:
         x = np.asarray(x, dtype=self.dtype)
+        batch_size = min(batch_size, self.inference_rows())
         # An empty x still runs one (empty) chunk, which gives the result its shape.
         return np.concatenate([head(self.forward(x[i : i + batch_size])) for i in range(0, max(len(x), 1), batch_size)])
+
+    def inference_rows(self, budget: int = INFERENCE_BYTES) -> int:
+        r"""How many samples one inference chunk may hold for its largest layer to stay within
+        ``budget`` bytes: per sample, a layer holds its input, its output and the left matrix
+        of its product (:math:`\text{multiply-adds} / \text{output channels}`: a dense layer's
+        input again, a convolution's im2col rows, much the largest).  At least 1."""
+        try:
+            shapes = self.shapes()
+        except ValueError:  # no layer fixes the input shape: nothing to size by
+            return 1 << 30
+        per_sample = max(
+            math.prod(s_in) + math.prod(s_out) + layer.multiply_adds(s_in) // max(s_out[0] if s_out else 1, 1)
+            for layer, (s_in, s_out) in zip(self.layers, shapes, strict=True)
+        )
+        return max(1, budget // (per_sample * self.dtype.itemsize))
 
     # -- parameters --------------------------------------------------------------
     def parameters(self) -> Iterator[tuple[str, Array, Array]]:

@@ -69,6 +69,7 @@ def evaluate(network: Network, X: Array | Rows, y: Target, batch_size: int = 409
         raise ValueError("cannot evaluate on an empty set")
     head = network.loss
     total_loss, decisions = 0.0, []
+    batch_size = min(batch_size, network.inference_rows())  # a convolution's im2col rows bound the chunk
     for i in range(0, len(X), batch_size):
         output = network.forward(X[i : i + batch_size])
         total_loss += float(head.sample_losses(output, y[i : i + batch_size]).sum(dtype=np.float64))
