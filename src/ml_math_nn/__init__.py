@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "runs.persistence",
     "save_model": "runs.persistence",
     "MLPClassifier": "integrations.estimator",
+    "MLPRegressor": "integrations.estimator",
 }
 """Each public name and the module (relative to the package) that defines it."""
 
@@ -83,6 +84,7 @@ __all__ = [
     "Lion",
     "Loss",
     "MLPClassifier",
+    "MLPRegressor",
     "MeanSquaredError",
     "Model",
     "Network",
@@ -128,7 +130,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the type checker and IDEs see
-    from .integrations.estimator import MLPClassifier
+    from .integrations.estimator import MLPClassifier, MLPRegressor
     from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Flatten, Layer, LeakyReLU, ReLU, Sigmoid, Tanh
     from .losses import Loss, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy, log_softmax, softmax
     from .network import Network, build_mlp
