@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ml_math_nn.runs.cli import main
+from ml_math_nn.runs.options import config_options
 from ml_math_nn.runs.persistence import load_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -65,7 +66,9 @@ def test_train_writes_every_record(tmp_path: Path, capsys: pytest.CaptureFixture
         "optimizer": "sgd",
     }
     assert {k: summary["config"][k] for k in expected} == expected
-    assert (out / "config.toml").read_text().count("\n") == len(summary["config"]) + 1
+    toml = (out / "config.toml").read_text().splitlines()
+    assert len([line for line in toml if not line.startswith("#")]) == len(summary["config"]), "set options"
+    assert len([line for line in toml if " = " in line]) == len(config_options()), "and the unset ones, commented"
     assert summary["seed"] == 3 and summary["wall_time_s"] > 0
     assert summary["final"]["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]))
     assert summary["dataset"]["n_test"] == 450
