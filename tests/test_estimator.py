@@ -387,3 +387,17 @@ def test_save_and_load_the_npz_format(task: str, tmp_path: Path) -> None:
     other = MLPClassifier if task == "regression" else MLPRegressor
     with pytest.raises(ModelFileError, match=f"not a saved {other.__name__}"):
         other.load(tmp_path)
+
+
+def test_the_cli_predicts_what_a_saved_classifier_predicts(tmp_path: Path) -> None:
+    from ml_math_nn.runs.cli import main
+
+    model = quiet_fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0), X_DIGITS, Y_DIGITS)
+    model.save(tmp_path / "model")
+    np.savez(tmp_path / "rows.npz", X=X_DIGITS)
+    argv = ["predict", "--model", str(tmp_path / "model"), "--input", str(tmp_path / "rows.npz")]
+    assert main([*argv, "--output", str(tmp_path / "pred.csv")]) == 0
+    rows = (tmp_path / "pred.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[1] for row in rows] == [str(c) for c in model.predict(X_DIGITS)]
+    probabilities = np.array([[float(v) for v in row.split(",")[2:]] for row in rows])
+    np.testing.assert_allclose(probabilities, model.predict_proba(X_DIGITS), atol=1e-6)
