@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.image import imread
 from sklearn.datasets import load_diabetes, make_friedman1
 from sklearn.metrics import (
     accuracy_score,
@@ -20,7 +21,13 @@ from sklearn.metrics import (
 )
 
 from ml_math_nn.data.datasets import FRIEDMAN1_NOISE, FRIEDMAN1_SAMPLES, detect_task, load_dataset
-from ml_math_nn.results.plots import predicted_vs_true_figure, residuals_figure
+from ml_math_nn.results.plots import (
+    DPI,
+    FIGURE_SIZES,
+    TASK_FIGURE_SIZES,
+    predicted_vs_true_figure,
+    residuals_figure,
+)
 from ml_math_nn.runs.builders import prepare_data
 from ml_math_nn.runs.cli import main
 from ml_math_nn.runs.options import TrainConfig
@@ -58,8 +65,9 @@ def test_a_regression_run_records_mse_mae_and_r2_as_scikit_learn_computes_them(d
     last = rows(diabetes_run / "metrics.csv")[-1]
     assert "test_acc" not in last and {"val_r2", "val_mse", "val_mae", "test_mse", "test_mae"} <= set(last)
     assert float(last["test_mse"]) == pytest.approx(metrics["mse"], rel=1e-6)
-    for name in ("loss.png", "r2.png", "predicted_vs_true.png", "residuals.png"):
-        assert (diabetes_run / name).read_bytes()[:4] == b"\x89PNG"
+    for name, (width, height) in {"loss.png": FIGURE_SIZES["loss.png"], **TASK_FIGURE_SIZES}.items():
+        pixels = imread(diabetes_run / name)
+        assert pixels.shape[:2] == (round(height * DPI), round(width * DPI)), name
     assert not (diabetes_run / "confusion_matrix.png").exists()
 
 

@@ -576,7 +576,12 @@ def write_run_figures(
 
 
 # -- regression and multi-label runs (issue 15) -------------------------------------
-FIGURE_SIZES.update({"r2.png": (6.4, 4.0), "predicted_vs_true.png": (6.4, 6.0), "residuals.png": (12.0, 4.4)})
+TASK_FIGURE_SIZES: dict[str, tuple[float, float]] = {
+    "r2.png": FIGURE_SIZES["loss.png"],
+    "predicted_vs_true.png": (6.4, 6.0),
+    "residuals.png": (12.0, 4.4),
+}
+"""Like :data:`FIGURE_SIZES`, the figures only a regression run has."""
 MSE_LABELS = ("Squared-error loss per epoch", "mean squared error (standardised targets)")
 R2_LABELS = ("R² per epoch", "coefficient of determination R²")
 BCE_LABELS = ("Binary cross-entropy loss per epoch", "mean binary cross-entropy (nats)")
@@ -593,7 +598,7 @@ def predicted_vs_true_figure(y_true: NDArray[Any], y_pred: NDArray[Any], names: 
     with the line :math:`\hat y = y` where a perfect model's points lie, and :math:`R^2` in the title."""
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     y_true = y_true.reshape(y_pred.shape)
-    fig = Figure(figsize=FIGURE_SIZES["predicted_vs_true.png"], layout="constrained")
+    fig = Figure(figsize=TASK_FIGURE_SIZES["predicted_vs_true.png"], layout="constrained")
     ax = fig.add_subplot()
     for k, (name, colour) in enumerate(zip(names, _output_colours(names), strict=True)):
         ax.scatter(y_true[:, k], y_pred[:, k], s=10, alpha=0.6, color=colour, label=name, edgecolors="none")
@@ -616,7 +621,7 @@ def residuals_figure(y_true: NDArray[Any], y_pred: NDArray[Any], names: Sequence
     good fit scatters them evenly about 0) and their histogram (right)."""
     y_pred = np.asarray(y_pred, np.float64)
     residual = y_pred - np.asarray(y_true, np.float64).reshape(y_pred.shape)
-    fig = Figure(figsize=FIGURE_SIZES["residuals.png"], layout="constrained")
+    fig = Figure(figsize=TASK_FIGURE_SIZES["residuals.png"], layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     colours = _output_colours(names)
     for k, (name, colour) in enumerate(zip(names, colours, strict=True)):
