@@ -36,6 +36,7 @@ serve: $(VENV)/.installed
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/harness.py $(BENCH_ARGS)
 	$(PY) benchmarks/import_time.py
+	$(PY) benchmarks/cnn.py
 
 # Mutation testing of the core (tools/mutants.py; results in docs/mutation-testing.md): each of a
 # list of small changes to a copy of the committed code must make its tests fail.  Slow (about
