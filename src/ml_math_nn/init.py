@@ -62,13 +62,14 @@ def get(name: str) -> Initializer:
 
 
 def default_for(activation: str | None) -> str:
-    """The initialiser that suits a dense layer followed by ``activation`` (an option name).
+    r"""The initialiser that suits a dense layer followed by ``activation`` (an option name).
 
     Each activation class says it (:attr:`ml_math_nn.layers.Activation.default_init`): He
     normal before the ReLU-like activations (:data:`RELU_LIKE`), which keep about half of
-    the variance, restored by He's factor 2; Glorot uniform before the symmetric ones
-    (tanh, sigmoid), which are close to linear around 0, and before the softmax
-    (``activation`` None), which the output layer feeds.
+    the variance, restored by He's factor 2; Glorot uniform before tanh, which is the
+    identity near 0, and by convention before the sigmoid (which is not: :math:`\sigma(0) = 1/2`,
+    :math:`\sigma'(0) = 1/4`) and before the loss head (``activation`` None), which the output
+    layer feeds.  docs/math.md section 11 derives both.
     """
     if activation is None:
         return "glorot_uniform"
