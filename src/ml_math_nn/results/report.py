@@ -89,6 +89,16 @@ FIGURES: dict[str, FigureEntry] = {
         "(largest weight norm) first, each on its own symmetric colour scale: red pixels raise "
         "the unit's input, blue lower it.",
     ),
+    "conv_filters.png": FigureEntry(
+        "model",
+        "Each tile is one filter of the first convolution, the strongest first, each on its own "
+        "symmetric colour scale: where the image is bright under red entries, the filter's map is high.",
+    ),
+    "feature_maps.png": FigureEntry(
+        "model",
+        "One test image and the maps the first convolution makes of it (after its activation): "
+        "where each filter finds its pattern.",
+    ),
     "samples.png": FigureEntry("data", "What the network sees: the first test images of each class, unscaled."),
 }
 """Figures of a run in page order within their section; any other PNG goes to ``other``."""
