@@ -307,11 +307,7 @@ def test_the_binary_multi_label_and_regression_estimators_export(
 ) -> None:
     from sklearn.datasets import load_digits
 
-    from ml_math_nn.integrations import estimator
-
-    if not hasattr(estimator, "MLPRegressor"):
-        pytest.skip("the regressor and the multi-label classifier are issue 15's, not there yet")
-    MLPClassifier, MLPRegressor = estimator.MLPClassifier, estimator.MLPRegressor
+    from ml_math_nn import MLPClassifier, MLPRegressor
 
     X, y = load_digits(return_X_y=True)
     X, y = X[:300].astype(np.float32), y[:300]
