@@ -131,7 +131,7 @@ p.sub { margin: 0 0 0.6em; color: #555; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 0.3em 0 1em; font-size: 0.9em; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-td.text { text-align: left; overflow-wrap: anywhere; }
+td.text { text-align: left; }
 thead th { background: #f0f0f0; }
 tr.diff td, tr.diff th { background: #fff3b0; }
 td.best { font-weight: bold; }
