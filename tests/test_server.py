@@ -473,3 +473,13 @@ def test_a_client_that_hangs_up_leaves_no_traceback(tmp_path: Path, capsys: pyte
             assert ("ValueError: bug" in capsys.readouterr().err) is shown
     finally:
         server.server_close()
+
+
+def test_the_best_epoch_of_a_score_is_its_highest_and_of_an_error_its_lowest() -> None:
+    from ml_math_nn.results.server import _best_epoch
+
+    history = [{"epoch": 1, "val_r2": 0.5, "val_mse": 2.0}, {"epoch": 2, "val_r2": 0.8, "val_mse": 1.0},
+               {"epoch": 3, "val_r2": 0.7, "val_mse": 1.5}]
+    assert _best_epoch(history, "val_r2") == 2
+    assert _best_epoch(history, "val_mse") == 2
+    assert _best_epoch([{"epoch": 1, "val_acc": 0.9}, {"epoch": 2, "val_acc": 0.8}], "val_acc") == 1

@@ -321,8 +321,9 @@ def _best_epoch(history: list[dict[str, float]], metric: str) -> int | None:
     values = [(r[metric], int(r["epoch"])) for r in history if metric in r and "epoch" in r]
     if not values:
         return None
-    pick = max if metric.endswith("_acc") else min
-    return pick(values, key=lambda v: (v[0], -v[1]) if metric.endswith("_acc") else (v[0], v[1]))[1]
+    higher = metric.endswith(("_acc", "_r2"))  # scores; losses and errors (_loss, _mse, _mae) are lower-better
+    pick = max if higher else min
+    return pick(values, key=lambda v: (v[0], -v[1]) if higher else (v[0], v[1]))[1]
 
 
 # -- the API --------------------------------------------------------------------------
