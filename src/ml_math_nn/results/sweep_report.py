@@ -31,7 +31,7 @@ def _axis(values: Sequence[str]) -> tuple[list[float], list[tuple[float, str]]]:
         low, high = min(f), max(f)
         span = (high - low) or 1.0
         pos = [(x - low) / span if high > low else 0.5 for x in f]
-        ticks = sorted({(p, v) for p, v in zip(pos, values, strict=True)})
+        ticks = sorted({(p, f"{x:.4g}") for p, x in zip(pos, numbers, strict=True)})
         if len(ticks) > 6:
             ticks = [ticks[0], ticks[len(ticks) // 2], ticks[-1]]
         return pos, ticks
@@ -68,7 +68,7 @@ def parallel_coordinates(
             ax.text(j + 0.03, y, label, fontsize=7, va="center", ha="left")
     ax.set_xticks(range(len(axes_names)), axes_names)
     ax.set_yticks([])
-    ax.set_xlim(-0.2, len(axes_names) - 0.6)
+    ax.set_xlim(-0.2, len(axes_names) - 0.4)
     ax.set_ylim(-0.05, 1.05)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
