@@ -251,3 +251,19 @@ def test_run_page_order_sections_and_facts(runs: list[FakeRun], tmp_path: Path) 
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
     titles = ["Cross-entropy loss per epoch", "Accuracy per epoch", "Confusion matrix on the test set"]
     assert not [c for c in captions if any(t in c for t in titles)], "captions do not repeat the titles"
+
+
+def test_headline_puts_the_score_first_for_each_split() -> None:
+    from ml_math_nn.results.report import Run, headline
+
+    final = {"test_mae": 50.0, "test_mse": 4000.0, "test_r2": 0.4, "test_loss": 0.7, "train_r2": 0.5, "train_loss": 0.6}
+    cards = headline(Run(Path("r"), {"final": final}, []))
+    assert [label for label, _, _ in cards] == [
+        "test R²",
+        "test loss",
+        "test mae",
+        "test mse",
+        "training R²",
+        "training loss",
+    ]
+    assert cards[0][2] and not any(main for _, _, main in cards[1:]), "the test score is the main card"

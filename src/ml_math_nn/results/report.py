@@ -59,10 +59,10 @@ FIGURES: dict[str, FigureEntry] = {
         "curves",
         "Higher is better. Validation (when the run has one) guided the choices; the test split was only measured.",
     ),
-    "learning_rate.png": FigureEntry("curves", "The step size each epoch's updates used (the schedule's output)."),
     "r2.png": FigureEntry(
         "curves", "Regression: higher is better, 1 a perfect fit, 0 no better than predicting the mean."
     ),
+    "learning_rate.png": FigureEntry("curves", "The step size each epoch's updates used (the schedule's output)."),
     "predicted_vs_true.png": FigureEntry(
         "predictions",
         "Regression: each test sample's prediction against its true value, in the target's units; "
@@ -355,7 +355,9 @@ def headline(run: Run) -> list[tuple[str, str, bool]]:
     (the main one: the test score), then validation and training, the kept epoch, the time."""
     final = {k: v for k, v in run.final.items() if k != "lr"}
     order = {"test": 0, "val": 1, "train": 2}
-    keys = sorted(final, key=lambda k: (order.get(k.partition("_")[0], 3), k.endswith("_loss"), k))
+    # Within a split: the score first (accuracy, R²: the answer), then the loss, then the rest.
+    rank = {"acc": 0, "r2": 0, "loss": 1}
+    keys = sorted(final, key=lambda k: (order.get(k.partition("_")[0], 3), rank.get(k.partition("_")[2], 2), k))
     cards = [(_metric_label(k), _fmt(final[k], k), i == 0) for i, k in enumerate(keys)]
     s = run.summary
     if "best_epoch" in s:

@@ -153,7 +153,12 @@ def end_summary(summary: Mapping[str, Any], out_dir: Path, report: Path | None =
     its test figures, and where its files (and the report, if written) are."""
     epochs, best = summary.get("epochs_run", 0), summary.get("best_epoch", 0)
     config, final = summary.get("config", {}), summary.get("final", {})
-    timing = f"{summary.get('train_time_s', 0):.1f} s training, {summary.get('wall_time_s', 0):.1f} s in all"
+
+    def seconds(key: str) -> str:
+        value = float(summary.get(key) or 0.0)
+        return f"{value:.1f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+
+    timing = f"{seconds('train_time_s')} training, {seconds('wall_time_s')} in all"
     monitor = config.get("monitor", "val_loss")
     if config.get("early_stopping") and monitor in final:
         kept = f"kept the weights of epoch {best}, the best {monitor} ({final[monitor]:.4f})"
