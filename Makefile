@@ -1,7 +1,7 @@
 # `make run` trains the default model on digits; `make test` runs the test suite.
 # Both create .venv from pyproject.toml on first use: `make run` installs only what running
 # needs (numpy, matplotlib, scikit-learn, scipy, tqdm); `make test` (and `make bench`) also
-# the test extra (PyTorch, pandas, hypothesis, playwright, onnx: much larger).
+# the test extra (PyTorch, pandas, hypothesis, playwright, onnx, dask: much larger).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	@echo "make: installing the test extra into $(VENV) (PyTorch CPU, pandas, hypothesis, playwright, onnx: large; first time only)"
+	@echo "make: installing the test extra into $(VENV) (PyTorch CPU, pandas, hypothesis, playwright, onnx, dask: large; first time only)"
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
