@@ -184,20 +184,29 @@ def test_grid_and_random_points_are_drawn_the_same_every_time(tmp_path: Path) ->
 
 
 # -- the embedded cluster ----------------------------------------------------------------
-def test_the_embedded_local_cluster_runs_a_sweep(tmp_path: Path, capsys: Any) -> None:
-    text = TINY.replace("seeds = [0, 1]", "seeds = [0]")
+def test_the_embedded_local_cluster_runs_a_sweep_and_records_a_diverged_trial(tmp_path: Path, capsys: Any) -> None:
+    text = TINY.replace("seeds = [0, 1]", "seeds = [0]").replace("lr = [0.05, 0.2]", "lr = [0.05, 1e30]")
     out = tmp_path / "sweep"
     assert cli.main(["sweep", str(sweep_file(tmp_path, text=text)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "2 trials (2 points x 1 seeds); running 2 on one per CPU local worker processes" in printed
-    rows = read_results(out)
-    assert [r["status"] for r in rows] == ["completed", "completed"]
-    for row in rows:
-        assert_whole_run(out / row["trial"])
-        assert float(row["best_val_acc"]) >= float(row["val_acc"]) and row["epochs"] == "2"
+    good, bad = read_results(out)
+    assert (good["lr"], good["status"], bad["lr"], bad["status"]) == ("0.05", "completed", "1e+30", "diverged")
+    assert_whole_run(out / good["trial"])
+    assert float(good["best_val_acc"]) >= float(good["val_acc"]) and good["epochs"] == "2" and good["error"] == ""
+    assert bad["error"].startswith("training diverged: loss became nan at epoch 1")
+    assert json.loads((out / bad["trial"] / "summary.json").read_text())["status"] == "diverged"
     page = (out / "sweep.html").read_text()
     assert "Ranking" in page and "data:image/png;base64," in page
-    assert "rank  val_acc mean" in printed
+    assert "rank  val_acc mean" in printed and "1 completed, 1 diverged" in printed
+
+
+def test_a_trial_that_fails_is_a_result_with_a_one_line_error() -> None:
+    from ml_math_nn.runs.sweep import run_trial
+
+    result = run_trial({"dataset": "csv:nowhere.csv", "epochs": 1})
+    assert result["status"] == "failed" and result["files"] == {}
+    assert "nowhere.csv: file not found" in result["error"] and "\n" not in result["error"]
 
 
 # -- a real scheduler and workers ----------------------------------------------------------
