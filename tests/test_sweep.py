@@ -168,7 +168,8 @@ def test_a_bad_sweep_file_fails_before_anything_starts(tmp_path: Path, text: str
 def test_grid_and_random_points_are_drawn_the_same_every_time(tmp_path: Path) -> None:
     text = (
         "trials = 3\nseeds = [0, 1]\n[base]\nval_size = 0.2\n[vary]\nhidden = [[8], [16, 8]]\n"
-        'lr = "loguniform(1e-4, 1e-1)"\nbatch_size = "uniform(16, 64)"\nactivation = "choice(\'relu\', \'tanh\')"\n'
+        'lr = "loguniform(1e-4, 1e-1)"\nbatch_size = "uniform(16, 64)"\nepochs = "loguniform(1, 30)"\n'
+        "activation = \"choice('relu', 'tanh')\"\n"
     )
     path = sweep_file(tmp_path, text=text)
     trials = load_sweep(path).trial_list()
@@ -177,6 +178,7 @@ def test_grid_and_random_points_are_drawn_the_same_every_time(tmp_path: Path) ->
     for t in trials:
         assert 1e-4 <= t.point["lr"] <= 1e-1 and 16 <= t.point["batch_size"] <= 64
         assert isinstance(t.point["batch_size"], int) and t.point["activation"] in ("relu", "tanh")
+        assert isinstance(t.point["epochs"], int) and 1 <= t.point["epochs"] <= 30
         assert t.config.lr == t.point["lr"] and t.config.seed == t.seed
     # more trials keep the earlier draws
     more = load_sweep(sweep_file(tmp_path, text=text.replace("trials = 3", "trials = 4"))).trial_list()

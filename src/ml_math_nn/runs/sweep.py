@@ -95,7 +95,7 @@ class Distribution:
         if self.integer:
             if self.kind == "uniform":
                 return int(rng.integers(low, high + 1))
-            return int(round(math.exp(rng.uniform(math.log(low), math.log(high + 1)) - 0.5)))
+            return min(high, int(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
         x = rng.uniform(low, high) if self.kind == "uniform" else math.exp(rng.uniform(math.log(low), math.log(high)))
         return float(f"{x:.4g}")
 
