@@ -384,3 +384,29 @@ def test_gradcheck_takes_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["gradcheck", "--dataset", "digits", "--layers", spec, "--samples", "3"])
     out = capsys.readouterr().out
     assert code == 0, out
+
+
+def test_inference_chunks_are_sized_by_the_im2col_rows(rng: np.random.Generator) -> None:
+    """A convolution's chunks hold fewer rows than an MLP's (its im2col matrix per sample is
+    large), and chunked predictions are those of one forward pass."""
+    net = build_from_spec(["conv 8 3 pad 1", "relu", "flatten", "dense"], (1, 8, 8), 10, rng, np.float64)
+    per_sample = 64 + 8 * 64 + 64 * 9  # input, output, im2col rows of the convolution (the largest layer)
+    assert net.inference_rows(per_sample * 8 * 5) == 5
+    x = rng.normal(size=(23, 64))
+    assert np.allclose(net._inference(lambda z: z, x, 4096), net.forward(x), rtol=0, atol=1e-12)
+    chunked = Network(net.layers, np.float64)
+    assert np.array_equal(net.predict(x), chunked.predict(x, batch_size=3))
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_digits_cnn_config_on_the_split_of_seed_0(tmp_path: Path) -> None:
+    """configs/digits-cnn.toml's network on the stratified 80/20 split of seed 0, trained for
+    8 of its 20 epochs (the whole run takes about 37 s of CPU, too much for the suite).  The
+    issue's target is a mean of 0.99 over seeds 0..4 for the config itself; the README gives
+    the figures measured per seed with ``ml-math-nn train --config configs/digits-cnn.toml --seed S``."""
+    config = load_config(CONFIGS / "digits-cnn.toml")
+    assert config.layers[0].startswith("conv") and config.test_size == 0.2 and config.seed == 0
+    result = run_training(config.merged({"epochs": 8}), tmp_path / "run", report=lambda _: None)
+    assert result.summary["final"]["test_acc"] >= 0.97
