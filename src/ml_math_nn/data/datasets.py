@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.datasets import load_diabetes, load_digits, make_friedman1
-from sklearn.model_selection import train_test_split
 
 from .._types import Array, Labels
 from .readers import (
@@ -201,6 +199,8 @@ def split(
         return X[:0], X, y[:0], y
     if not 0 < test_size < 1:
         raise ValueError(f"test size must be strictly between 0 and 1, got {test_size}")
+    from sklearn.model_selection import train_test_split  # here: importing scikit-learn takes ~90 MB
+
     parts = train_test_split(X, y, test_size=test_size, stratify=y if stratify else None, random_state=seed)
     return parts[0], parts[1], parts[2], parts[3]
 
@@ -227,6 +227,8 @@ def stratified_subset(y: Labels, n: int, seed: int) -> NDArray[np.intp]:
 
 def digits(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1,797 images, pixel values 0..16)."""
+    from sklearn.datasets import load_digits  # here: importing scikit-learn takes ~90 MB
+
     bunch = load_digits()
     X_train, X_test, y_train, y_test = split(bunch.data, bunch.target.astype(np.intp), test_size, seed)
     return Dataset("digits", X_train, y_train, X_test, y_test, [str(c) for c in range(10)], (8, 8))
@@ -235,6 +237,8 @@ def digits(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
 def diabetes(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
     """scikit-learn's diabetes data (442 patients, 10 features as ``load_diabetes`` gives them):
     regression of a disease progression score one year on (25 to 346), a random ``test_size`` split."""
+    from sklearn.datasets import load_diabetes
+
     bunch = load_diabetes()
     X_train, X_test, y_train, y_test = split(bunch.data, bunch.target.astype(np.float64), test_size, seed, False)
     return Dataset("diabetes", X_train, y_train, X_test, y_test, ["progression"], task="regression")
@@ -248,6 +252,8 @@ def friedman1(test_size: float | None = 0.2, seed: int = 0) -> Dataset:
     :math:`y = 10 \sin(\pi x_1 x_2) + 20 (x_3 - 0.5)^2 + 10 x_4 + 5 x_5 + \varepsilon`,
     :math:`\varepsilon \sim N(0, 1)` (:data:`FRIEDMAN1_NOISE`); a random ``test_size`` split.
     """
+    from sklearn.datasets import make_friedman1
+
     X, y = make_friedman1(n_samples=FRIEDMAN1_SAMPLES, noise=FRIEDMAN1_NOISE, random_state=seed)
     X_train, X_test, y_train, y_test = split(X, y, test_size, seed, False)
     return Dataset("friedman1", X_train, y_train, X_test, y_test, ["y"], task="regression")
