@@ -285,7 +285,6 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_and_the_sweep_completes
 
 def test_grid_search_over_the_estimator_runs_on_the_cluster_through_joblib(cluster: Cluster) -> None:
     import joblib
-    from distributed import get_task_stream
     from sklearn.datasets import load_digits
     from sklearn.model_selection import GridSearchCV
 
@@ -300,9 +299,16 @@ def test_grid_search_over_the_estimator_runs_on_the_cluster_through_joblib(clust
         return GridSearchCV(model, {"alpha": [0.0, 1e-3]}, cv=2, n_jobs=-1)
 
     here = search().fit(X[:400], y[:400])
-    with cluster.client() as client, get_task_stream(client) as stream, joblib.parallel_backend("dask"):
-        there = search().fit(X[:400], y[:400])
-    assert len(stream.data) >= 4  # the 2 x 2 fits ran as Dask tasks on the workers
+
+    def executed(client: Any) -> int:
+        """Tasks the workers have run so far."""
+        return sum(client.run(lambda dask_worker: dask_worker.state.executed_count).values())
+
+    with cluster.client() as client:
+        before = executed(client)
+        with joblib.parallel_backend("dask"):
+            there = search().fit(X[:400], y[:400])
+        assert executed(client) - before >= 4  # the 2 x 2 fits ran as Dask tasks on the workers
     # the same scores as the search in this process: the same fits, run elsewhere
     assert there.cv_results_["mean_test_score"].tolist() == here.cv_results_["mean_test_score"].tolist()
     assert there.best_params_ == here.best_params_
