@@ -120,10 +120,12 @@ def test_memory_mapped_rows_release_their_pages_as_they_are_read(
     lazy = ScaledRows(ds.X_train, Standardizer.fit(ds.X_train, per_feature=False))
     released: list[object] = []
     monkeypatch.setattr(data_rows, "release_pages", released.append)
-    monkeypatch.setattr(data_rows, "RELEASE_BYTES", 10 * data_rows.PAGE)
+    monkeypatch.setattr(data_rows, "RELEASE_BYTES", 10 * 5 * 36)  # ten slices of five rows of 36 bytes
     for start in range(0, 200, 5):
-        lazy[start : start + 5]  # 5 rows touch at most 5 pages
-    assert len(released) == 200 // 10 and all(r is ds.X_train for r in released)
+        lazy[start : start + 5]
+    assert len(released) == 200 // 50 and all(r is ds.X_train for r in released)
+    lazy[np.array([3, 150, 7])]  # rows at random map far more than their bytes: released at once
+    assert len(released) == 200 // 50 + 1
 
 
 @pytest.mark.parametrize(
