@@ -27,7 +27,7 @@ from ml_math_nn.runs.builders import load_configured_dataset, prepare_data, vali
 from ml_math_nn.runs.options import MONITOR_NAMES, TrainConfig
 from ml_math_nn.runs.training import run_training
 from ml_math_nn.schedules import ReduceOnPlateau
-from ml_math_nn.train import EarlyStopping, Trainer, evaluate
+from ml_math_nn.train import EarlyStopping, Trainer, TrainingDiverged, evaluate
 
 QUIET = {"report": lambda _: None}
 # A small digits run: a few hundred images, one narrow hidden layer, a validation split.
@@ -299,3 +299,37 @@ def test_evaluate_normalises_with_the_running_statistics(rng: np.random.Generato
     assert acc == np.mean(h.argmax(axis=1) == y)
     for name, value in net.state().items():  # evaluating moved no running statistic
         np.testing.assert_array_equal(value, state[name], err_msg=name)
+
+
+# -- survivors of make mutants (docs/mutation-testing.md), killed here --------------------
+def test_a_plateau_schedule_restored_mid_plateau_keeps_counting() -> None:
+    # Saved two epochs into a plateau (patience 3), the restored schedule cuts the rate after
+    # two more bad epochs, as the one never saved does; a count reset would wait five.
+    straight, first = SGD(1.0), SGD(1.0)
+    a = ReduceOnPlateau(straight, factor=0.5, patience=3)
+    b = ReduceOnPlateau(first, factor=0.5, patience=3)
+    for value in (1.0, 1.0, 1.0):
+        a.step(value)
+        b.step(value)
+    assert b.state_dict()["bad_epochs"] == 2
+    second = SGD(1.0)
+    c = ReduceOnPlateau(second, factor=0.5, patience=3)
+    c.load_state_dict(b.state_dict())
+    rates_straight, rates_restored = [], []
+    for _ in range(4):
+        a.step(1.0)
+        c.step(1.0)
+        rates_straight.append(straight.lr)
+        rates_restored.append(second.lr)
+    assert rates_restored == rates_straight == [1.0, 0.5, 0.5, 0.5]
+
+
+def test_a_non_finite_loss_stops_training_before_the_update(rng: np.random.Generator) -> None:
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
+    X[7, 1] = np.inf
+    net = build_mlp(3, (4,), 2, rng, dtype=np.float64)
+    before = {k: v.copy() for k, v in net.state().items()}
+    with pytest.raises(TrainingDiverged, match=r"^loss became nan at epoch 1, batch 1; try a smaller learning rate$"):
+        Trainer(net, SGD(0.1), batch_size=20, rng=rng).fit(X, y, 2)
+    for name, value in net.state().items():  # the NaN gradient never reached the weights
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
