@@ -130,7 +130,11 @@ def test_partial_fit_and_warm_start_follow_scikit_learn() -> None:
 
 
 # -- scikit-learn's checks and tools ---------------------------------------------------------
-@pytest.mark.parametrize("model", [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)], ids=["clf", "reg"])
+@pytest.mark.parametrize(
+    "model",
+    [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100), MLPClassifier(solver="lbfgs", max_iter=100)],
+    ids=["clf", "reg", "clf-lbfgs"],
+)
 def test_check_estimator_passes_every_check(model: Any) -> None:
     """Every check passes; the only skips are scikit-learn's own (array API without SCIPY_ARRAY_API,
     and the decision_function format, which neither scikit-learn's MLP nor ours has)."""
@@ -205,12 +209,16 @@ def test_one_class_multilabel_and_string_labels() -> None:
     assert binary.coefs_[-1].shape == (100, 1) and set(binary.predict(X_DIGITS)) <= {"no", "yes"}
 
 
-def test_predict_log_proba_is_exact_where_probabilities_underflow() -> None:
+def test_predict_log_proba_is_exact_where_probabilities_are_tiny() -> None:
     for y in (Y_DIGITS, Y_BINARY):
         model = quiet_fit(MLPClassifier(max_iter=3, random_state=0), X_DIGITS, y)
         np.testing.assert_allclose(np.exp(model.predict_log_proba(X_DIGITS)), model.predict_proba(X_DIGITS), atol=1e-12)
-        model.coefs_ = [w * 1e3 for w in model.coefs_]
-        assert np.isfinite(model.predict_log_proba(X_DIGITS)).all()
+        model.coefs_ = [w * 50 for w in model.coefs_]  # logits some hundreds apart
+        logs, proba = model.predict_log_proba(X_DIGITS), model.predict_proba(X_DIGITS)
+        tiny = (proba > 0) & (proba < 1e-200)
+        assert tiny.any() and (logs[tiny] < np.log(1e-200)).all() and np.isfinite(logs[proba > 0]).all()
+        np.testing.assert_allclose(logs[proba > 1e-300], np.log(proba[proba > 1e-300]), rtol=1e-9, atol=1e-12)
+        assert (logs[proba == 0] == -np.inf).all()  # scikit-learn's log of 0
 
 
 def test_bad_targets_and_weights_get_scikit_learns_errors() -> None:

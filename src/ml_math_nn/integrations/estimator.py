@@ -914,23 +914,28 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, 
         z = self._outputs(X)
         p = self.network_.loss.activate(z)
         if self.n_outputs_ == 1:
-            p = p.ravel()
-            return np.vstack([1 - p, p]).T
+            # sigma(-z) rather than 1 - sigma(z): no rounding to 0 where sigma(z) rounds to 1
+            return np.hstack([self.network_.loss.activate(-z), p])
         return p
 
     def predict_log_proba(self, X: ArrayLike) -> Array:
-        r"""The logarithms of :meth:`predict_proba`, computed from the logits (finite where the probability underflows).
+        r"""The logarithms of :meth:`predict_proba`, computed from the logits.
 
         :math:`\log\operatorname{softmax}(z)`, or :math:`\log\sigma(z) = -\operatorname{softplus}(-z)`
-        and :math:`\log(1 - \sigma(z)) = -\operatorname{softplus}(z)`.
+        and :math:`\log(1 - \sigma(z)) = -\operatorname{softplus}(z)`: exact where a
+        probability is tiny (scikit-learn's log of the rounded probability is not), and
+        ``-inf`` where :meth:`predict_proba` gives 0, as scikit-learn's.
         """
         check_is_fitted(self)
         z = self._outputs(X)
         if self.out_activation_ == "softmax":
-            return log_softmax(z)
-        if self.n_outputs_ == 1:
-            return np.hstack([-softplus(z), -softplus(-z)])
-        return -softplus(-z)
+            out = log_softmax(z)
+        elif self.n_outputs_ == 1:
+            out = np.hstack([-softplus(z), -softplus(-z)])
+        else:
+            out = -softplus(-z)
+        out[np.exp(out) == 0] = -np.inf  # the log of the probability predict_proba gives
+        return out
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
