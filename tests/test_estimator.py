@@ -409,3 +409,17 @@ def test_the_cli_predicts_what_a_saved_classifier_predicts(tmp_path: Path) -> No
     assert [row.split(",")[1] for row in rows] == [str(c) for c in model.predict(X_DIGITS)]
     probabilities = np.array([[float(v) for v in row.split(",")[2:]] for row in rows])
     np.testing.assert_allclose(probabilities, model.predict_proba(X_DIGITS), atol=1e-6)
+
+
+def test_evaluate_of_an_estimator_model_needs_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model file from MLPClassifier.save has no training run behind it, so no test split:
+    ``ml-math-nn evaluate`` says so in one line and evaluates it on labelled data given with --dataset."""
+    from ml_math_nn.runs.cli import main
+
+    X, y = load_digits(return_X_y=True)
+    quiet_fit(MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0), X, y).save(tmp_path)
+    assert main(["evaluate", "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "saved by MLPClassifier, not by a training run" in err and "--dataset" in err
+    assert main(["evaluate", "--model", str(tmp_path), "--dataset", "digits"]) == 0
+    assert capsys.readouterr().out.startswith("digits: 1797 samples")
