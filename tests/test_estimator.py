@@ -423,3 +423,19 @@ def test_evaluate_of_an_estimator_model_needs_a_dataset(tmp_path: Path, capsys: 
     assert err.count("\n") == 1 and "saved by MLPClassifier, not by a training run" in err and "--dataset" in err
     assert main(["evaluate", "--model", str(tmp_path), "--dataset", "digits"]) == 0
     assert capsys.readouterr().out.startswith("digits: 1797 samples")
+
+
+def test_warm_start_counts_the_last_fit_float32_stays_and_alpha_shrinks_the_weights() -> None:
+    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, warm_start=True, random_state=0)
+    for _ in range(2):
+        with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+            model.fit(X_DIGITS, Y_DIGITS)
+        assert model.n_iter_ == 3
+    assert model.t_ == 6 * 200 and len(model.loss_curve_) == 6
+    small = quiet_fit(MLPRegressor(hidden_layer_sizes=(8,), max_iter=2), X_REG.astype(np.float32), Y_REG)
+    assert small.coefs_[0].dtype == np.float32 and small.predict(X_REG).dtype == np.float32
+    norms = []
+    for alpha in (1e-4, 1.0, 10.0):
+        fitted = quiet_fit(MLPClassifier((8,), alpha=alpha, max_iter=50, random_state=0), X_DIGITS, Y_DIGITS)
+        norms.append(sum(float((w**2).sum()) for w in fitted.coefs_))
+    assert norms[0] > norms[1] > norms[2]
