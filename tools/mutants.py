@@ -58,8 +58,9 @@ MUTATIONS: list[Mutation] = [
     M("layers.py", 'return grad @ self.params["W"].T', 'return grad @ self.params["W"]', L, "Dense dx uses W not W^T"),
     M(
         "layers.py",
-        "if self.bias:\n            z += self.params",
-        "if False:\n            z += self.params",
+        'z += self.params["b"]\n        return z\n\n    def backward(self, grad: Array) -> Array:\n'
+        "        self.param_grads",
+        "pass\n        return z\n\n    def backward(self, grad: Array) -> Array:\n        self.param_grads",
         L,
         "Dense forward drops the bias",
     ),
@@ -144,7 +145,13 @@ MUTATIONS: list[Mutation] = [
         OPT,
         "Adam without bias correction of m",
     ),
-    M("optim.py", "work *= 1 - b2", "work *= 1 - b1", OPT, "Adam v averaged with beta1"),
+    M(
+        "optim.py",
+        "work *= 1 - b2\n        v += work",
+        "work *= 1 - b1\n        v += work",
+        OPT,
+        "Adam v averaged with beta1",
+    ),
     M("optim.py", "work *= 1 - self.alpha", "work *= self.alpha", OPT, "RMSprop average weights swapped"),
     M("optim.py", "        s += work\n", "        s[...] = work\n", OPT, "AdaGrad forgets the sum"),
     M("optim.py", "np.sign(work, out=work)", "pass", OPT, "Lion steps by c, not its sign"),
@@ -157,8 +164,8 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "optim.py",
-        "        param *= 1 - self.lr * self.weight_decay\n\n",
-        "\n",
+        "param *= 1 - self.lr * self.weight_decay\n        self._adam(",
+        "self._adam(",
         OPT,
         "AdamW decoupled decay switched off",
     ),
@@ -308,8 +315,8 @@ MUTATIONS: list[Mutation] = [
     # data split and scaling
     M(
         "data/datasets.py",
-        "stratify=y if stratify else None",
-        "stratify=None",
+        "test_size=test_size, stratify=y, random_state=seed",
+        "test_size=test_size, stratify=None, random_state=seed",
         "tests/test_data.py",
         "splits not stratified",
     ),
