@@ -333,3 +333,25 @@ def test_a_non_finite_loss_stops_training_before_the_update(rng: np.random.Gener
         Trainer(net, SGD(0.1), batch_size=20, rng=rng).fit(X, y, 2)
     for name, value in net.state().items():  # the NaN gradient never reached the weights
         np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_checkpoint_keeps_early_stopping_s_count_of_epochs_without_improvement(tmp_path: Path) -> None:
+    from ml_math_nn.runs.checkpoint import RunState, load_checkpoint, save_checkpoint
+    from ml_math_nn.schedules import make_schedule
+
+    def run_state() -> RunState:
+        net = build_mlp(2, (3,), 2, np.random.default_rng(0), dtype=np.float64)
+        trainer = Trainer(net, SGD(0.1), 4, np.random.default_rng(0))
+        return RunState(trainer, make_schedule("constant", trainer.optimizer), EarlyStopping("val_loss", 5), {})
+
+    saved = run_state()
+    for epoch, value in enumerate([0.5, 0.7, 0.6], 1):  # best at epoch 1, then two epochs without improvement
+        record = {"epoch": float(epoch), "val_loss": value}
+        saved.trainer.history.append(record)
+        assert saved.stopper is not None
+        saved.stopper(saved.trainer, record)
+    save_checkpoint(tmp_path, saved)
+    restored = run_state()
+    assert load_checkpoint(tmp_path, restored) == 3
+    assert restored.stopper is not None
+    assert (restored.stopper.best, restored.stopper.best_epoch, restored.stopper.wait) == (0.5, 1, 2)
