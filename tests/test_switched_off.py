@@ -355,3 +355,6 @@ def test_a_checkpoint_keeps_early_stopping_s_count_of_epochs_without_improvement
     assert load_checkpoint(tmp_path, restored) == 3
     assert restored.stopper is not None
     assert (restored.stopper.best, restored.stopper.best_epoch, restored.stopper.wait) == (0.5, 1, 2)
+    assert saved.stopper.best_state.keys() == restored.stopper.best_state.keys() != set()
+    for name, value in saved.stopper.best_state.items():  # the best epoch's weights, to restore at the end
+        np.testing.assert_array_equal(restored.stopper.best_state[name], value, err_msg=name)

@@ -375,12 +375,14 @@ def run_tests(tree: Path, tests: str, timeout: float) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-k", default="", help="only the mutations whose name contains this text")
+    parser.add_argument(
+        "-k", action="append", default=[], help="only the mutations whose name contains this text (repeatable: any)"
+    )
     parser.add_argument("--worktree", action="store_true", help="mutate a copy of the working tree, not of HEAD")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per test run (a timeout counts as killed)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTATIONS if args.k in m.name]
+    chosen = [m for m in MUTATIONS if not args.k or any(k in m.name for k in args.k)]
     if args.list:
         print("\n".join(m.name for m in chosen))
         return 0
