@@ -205,7 +205,13 @@ MUTATIONS: list[Mutation] = [
         S,
         "plateau ignores min_lr",
     ),
-    M("schedules.py", '"bad_epochs": self.bad_epochs}', '"bad_epochs": 0}', S, "plateau state loses its count"),
+    M(
+        "schedules.py",
+        '"bad_epochs": self.bad_epochs}',
+        '"bad_epochs": 0}',
+        f"{S} tests/test_switched_off.py",
+        "plateau state loses its count",
+    ),
     # training loop
     M(
         "train.py",
