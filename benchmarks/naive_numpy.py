@@ -42,8 +42,9 @@ def gradients(params: Arrays, x: NDArray[Any], y: NDArray[Any]) -> Arrays:
     return grads
 
 
-def train_epoch(params: Arrays, X: NDArray[Any], y: NDArray[Any], batch: int, rng: np.random.Generator,
-                step: Any) -> None:
+def train_epoch(
+    params: Arrays, X: NDArray[Any], y: NDArray[Any], batch: int, rng: np.random.Generator, step: Any
+) -> None:
     """One epoch of shuffled mini-batches; ``step(params, grads)`` updates the parameters in place."""
     order = rng.permutation(len(X))
     for start in range(0, len(X), batch):
