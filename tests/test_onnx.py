@@ -270,9 +270,9 @@ class Unnamed(Loss):
 
 def test_every_layer_type_of_the_library_has_a_converter() -> None:
     """By its own name or, as ``GELUTanh`` (saved as a ``GELU``), by the class it specialises."""
-    missing = [
-        n for n, cls in Layer.registry.items() if not any(c.__name__ in LayerExport.registry for c in cls.__mro__)
-    ]
+    library = {n: cls for n, cls in Layer.registry.items() if cls.__module__.startswith("ml_math_nn.")}
+    assert {"Dense", "Conv2D", "BatchNorm", "Flatten"} <= set(library)  # (layers the tests define are left out)
+    missing = [n for n, cls in library.items() if not any(c.__name__ in LayerExport.registry for c in cls.__mro__)]
     assert missing == []
 
 

@@ -202,11 +202,18 @@ def csv_like(draw: st.DrawFn) -> str:
 
 
 def assert_usable(ds: Dataset) -> None:
-    """What training needs: finite 2-D features of one width, labels 0..K-1 with K >= 2 names."""
-    assert ds.n_classes >= 2 and len(set(ds.class_names)) == ds.n_classes
+    """What training needs: finite 2-D features of one width, and targets of the detected task:
+    labels 0..K-1 with K >= 2 names (classification), 0/1 columns (multi-label) or finite values
+    (regression)."""
     for X, y in ((ds.X_train, ds.y_train), (ds.X_test, ds.y_test)):
-        assert X.ndim == 2 and X.shape[1] == ds.n_features and len(X) == len(y)
-        assert np.isfinite(X).all() and ((0 <= y) & (y < ds.n_classes)).all()
+        assert X.ndim == 2 and X.shape[1] == ds.n_features and len(X) == len(y) and np.isfinite(X).all()
+        if ds.task == "classification":
+            assert ds.n_classes >= 2 and len(set(ds.class_names)) == ds.n_classes
+            assert ((0 <= y) & (y < ds.n_classes)).all()
+        elif ds.task == "multilabel":
+            assert y.ndim == 2 and y.shape[1] == ds.n_classes and np.isin(y, (0, 1)).all()
+        else:
+            assert ds.task == "regression" and np.isfinite(y).all()
 
 
 def load_or_fail(path: Path, spec: str, test_size: float | None) -> None:

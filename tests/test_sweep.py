@@ -306,7 +306,9 @@ def test_grid_search_over_the_estimator_runs_on_the_cluster_through_joblib(clust
 
     with cluster.client() as client:
         before = executed(client)
-        with joblib.parallel_backend("dask"):
+        # client= names the cluster: the default client is the newest one this process made,
+        # which other tests' clients may have been
+        with joblib.parallel_backend("dask", client=client):
             there = search().fit(X[:400], y[:400])
         assert executed(client) - before >= 4  # the 2 x 2 fits ran as Dask tasks on the workers
     # the same scores as the search in this process: the same fits, run elsewhere

@@ -38,7 +38,7 @@ import math
 import numbers
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -275,7 +275,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         return Network(layers, dtype, 0.0, head)
 
     def _dense(self) -> list[Dense]:
-        return [layer for layer in self.network_.layers if isinstance(layer, Dense)]
+        # The estimator builds MLPs: the layers with a weight matrix are its dense layers.
+        return [cast(Dense, layer) for layer in self.network_.layers if layer.weight_names]
 
     @property
     def coefs_(self) -> list[Array]:
@@ -695,7 +696,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         est._validate_params()
         fitted = meta["fitted"]
         n_outputs = fitted["n_outputs_"]
-        widths = [layer.n_out for layer in network.layers if isinstance(layer, Dense)]
+        widths = [layer.output_shape(layer.input_shape or ())[-1] for layer in network.layers if layer.weight_names]
         if widths != [*est._hidden(), n_outputs] or network.n_out != n_outputs:
             raise ValueError(f"hidden_layer_sizes and n_outputs_ {n_outputs} do not fit the network's widths {widths}")
         est.n_outputs_ = int(n_outputs)

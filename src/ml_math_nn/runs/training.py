@@ -100,7 +100,7 @@ def run_training(
     prepared = prepare_data(config, dataset)
     load_seconds = time.perf_counter() - start
     ds = prepared.dataset
-    if "task_detected" in ds.extra:
+    if "task_detected" in ds.extra and not resume:  # said when the run started, not again on resuming
         log.info("%s", ds.extra["task_detected"])
     check_monitor(config, ds.task)
     # Built before the run directory, so that a width too large to allocate leaves no directory.
