@@ -97,21 +97,29 @@ def test_pool_finite_differences(cls: type[MaxPool2D], seed: int, rng: np.random
 # -- PyTorch (float64, 1e-10) ------------------------------------------------------
 
 
+def assert_matches_twin(
+    torch: ModuleType, model: Layer | Network, layers: list[Layer], x: np.ndarray, rng: np.random.Generator
+) -> None:
+    """``model``'s forward, input gradient and parameter gradients (for a random upstream
+    gradient) equal those of ``layers`` rebuilt in PyTorch, within TORCH_TOL."""
+    twin = Twin(torch, layers)
+    out = model.forward(x, training=True)
+    G = rng.normal(size=out.shape)
+    grad_x = model.backward(G)
+    x_t = torch.tensor(x, requires_grad=True)
+    out_t = twin.forward(x_t, training=True)
+    out_t.backward(torch.tensor(G))
+    assert rel(out, out_t.detach().numpy()) <= TORCH_TOL
+    assert rel(grad_x, x_t.grad.numpy()) <= TORCH_TOL
+    assert max(twin.errors().values()) <= TORCH_TOL, twin.errors()
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_conv_matches_pytorch(seed: int, torch: ModuleType, rng: np.random.Generator) -> None:
     s = random_window_setup(seed)
     for bias in (True, False):
         layer = random_conv(s, rng, bias)
-        x, twin = images(s, rng), Twin(torch, [layer])
-        out = layer.forward(x, training=True)
-        G = rng.normal(size=out.shape)
-        grad_x = layer.backward(G)
-        x_t = torch.tensor(x, requires_grad=True)
-        out_t = twin.forward(x_t, training=True)
-        out_t.backward(torch.tensor(G))
-        assert rel(out, out_t.detach().numpy()) <= TORCH_TOL
-        assert rel(grad_x, x_t.grad.numpy()) <= TORCH_TOL
-        assert max(twin.errors().values()) <= TORCH_TOL, twin.errors()
+        assert_matches_twin(torch, layer, [layer], images(s, rng), rng)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -165,16 +173,7 @@ def test_cnn_matches_pytorch(torch: ModuleType, rng: np.random.Generator) -> Non
     net.l2 = 0.0  # the twin has no penalty
     x = rng.normal(size=(4, 84))
     fix_dropout_masks(net, len(x), rng)
-    twin = Twin(torch, net.layers)
-    out = net.forward(x, training=True)
-    G = rng.normal(size=out.shape)
-    grad_x = net.backward(G)
-    x_t = torch.tensor(x, requires_grad=True)
-    out_t = twin.forward(x_t, training=True)
-    out_t.backward(torch.tensor(G))
-    assert rel(out, out_t.detach().numpy()) <= TORCH_TOL
-    assert rel(grad_x, x_t.grad.numpy()) <= TORCH_TOL
-    assert max(twin.errors().values()) <= TORCH_TOL, twin.errors()
+    assert_matches_twin(torch, net, net.layers, x, rng)
 
 
 # -- the protocol ------------------------------------------------------------------
