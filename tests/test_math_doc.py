@@ -64,7 +64,8 @@ def normal_expectation(f: object) -> float:
 def test_the_numbers_of_the_initialisation_section() -> None:
     second_moment = normal_expectation(lambda z: (1 / (1 + np.exp(-z))) ** 2)
     assert round(second_moment, 3) == 0.293
-    assert 0.25 + 1 / 16 == 0.3125
+    # the first-order formula 1/4 + Var/16 is the second moment of the tangent line 1/2 + z/4
+    assert normal_expectation(lambda z: (0.5 + z / 4) ** 2) == pytest.approx(0.3125, rel=1e-6)
     alpha = 0.01
     leaky = normal_expectation(lambda z: np.where(z > 0, z, alpha * z) ** 2)
     assert leaky == pytest.approx((1 + alpha**2) / 2, rel=1e-6)
